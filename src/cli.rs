@@ -1,0 +1,548 @@
+//! The command line: parse arguments, set the run up, run it, and map the result to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
+
+use crate::client::{ClientConfig, HttpClient, Outgoing, SendOptions};
+use crate::context::{RunContext, RunOptions};
+use crate::error::{config_error, AppError, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::record::{Outcome, RunRecord};
+use crate::reference::{Fault, RunningServer, ServerConfig};
+use crate::runner::Plan;
+use crate::schemas::SchemaSet;
+use crate::suite::{Credential, Suite};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every check passed (SHOULD findings only warn, unless --strict)
+  101  a check failed or could not reach a verdict
+  2    usage or configuration error (bad flag, unreadable or malformed suite, schema that does not compile)
+  3    the target could not be reached at all";
+
+const ABOUT: &str = "Contract conformance test harness for HTTP JSON APIs";
+
+const LONG_ABOUT: &str = "\
+Contract conformance test harness for HTTP JSON APIs.
+
+Runs a suite of checks (auth, schemas, errors, request ids, ...) against an API and reports
+each one like `cargo test`. With no --base-url it starts its embedded reference server and runs
+the default suite against that, so you can see it work in one command.
+
+The API key is never printed: it is shown as $API_KEY (and the second key as $SECOND_API_KEY).";
+
+#[derive(Parser, Debug)]
+#[command(name = "apiconform", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the reference server alone (a sandbox for client developers) and print its base URL.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Base URL of the API under test, e.g. https://staging.example.com. Without it, apiconform
+    /// tests its embedded reference server.
+    #[arg(long, value_name = "URL", help_heading = "Target")]
+    base_url: Option<String>,
+    /// API key of the tenant under test. Prefer --key-file or APICONFORM_API_KEY, which keep the
+    /// key out of shell history. Precedence: --key, --key-file, APICONFORM_API_KEY.
+    #[arg(long, value_name = "KEY", help_heading = "Target")]
+    key: Option<String>,
+    /// Read the API key from a file (surrounding whitespace is trimmed).
+    #[arg(long, value_name = "PATH", help_heading = "Target")]
+    key_file: Option<PathBuf>,
+    /// API key of a second tenant, for the cross-tenant checks (also APICONFORM_SECOND_API_KEY).
+    #[arg(long, value_name = "KEY", help_heading = "Target")]
+    second_key: Option<String>,
+    /// Read the second tenant's key from a file.
+    #[arg(long, value_name = "PATH", help_heading = "Target")]
+    second_key_file: Option<PathBuf>,
+    /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
+    #[arg(long, value_name = "PATH", help_heading = "Suite")]
+    suite: Option<PathBuf>,
+    /// An existing job to read, for the checks that need one when writes are not allowed.
+    #[arg(long, value_name = "ID", help_heading = "Suite")]
+    job_id: Option<String>,
+    /// Let checks create jobs and spend credits. Without it they are ignored, with the reason.
+    #[arg(long, help_heading = "Suite")]
+    allow_writes: bool,
+    /// SHOULD-level findings fail the run instead of warning.
+    #[arg(long, help_heading = "Suite")]
+    strict: bool,
+    /// A file the target writes its logs to; request and job ids the run saw must appear in it.
+    #[arg(long, value_name = "PATH", help_heading = "Suite")]
+    logs: Option<PathBuf>,
+    /// Requests per second for every check but the rate-limit burst (default: the suite's).
+    #[arg(long, value_name = "N", help_heading = "Suite")]
+    rate: Option<f64>,
+    /// Log to stderr: -v for each retry and wait, -vv for every exchange (or set RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
+    verbose: u8,
+
+    /// Run only checks whose name contains FILTER (e.g. `auth::`).
+    #[arg(
+        value_name = "FILTER",
+        help_heading = "Selecting checks (as in cargo test)"
+    )]
+    filter: Option<String>,
+    /// FILTER must match a check name exactly.
+    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    exact: bool,
+    /// Skip checks whose name contains FILTER (repeatable).
+    #[arg(
+        long,
+        value_name = "FILTER",
+        help_heading = "Selecting checks (as in cargo test)"
+    )]
+    skip: Vec<String>,
+    /// List the checks (with level and what each needs) and exit without sending a request.
+    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    list: bool,
+    /// Run only checks marked ignored in the suite.
+    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    ignored: bool,
+    /// Run checks marked ignored too.
+    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    include_ignored: bool,
+    /// Output format of the check lines.
+    #[arg(long, value_enum, default_value_t = Format::Pretty, help_heading = "Output")]
+    format: Format,
+    /// How many checks run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", help_heading = "Output")]
+    test_threads: Option<usize>,
+    /// One character per check instead of one line (same as --format terse).
+    #[arg(short, long, help_heading = "Output")]
+    quiet: bool,
+    /// Colour the output.
+    #[arg(long, value_enum, default_value_t = Color::Auto, help_heading = "Output")]
+    color: Color,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind (keep it loopback unless you mean to share the sandbox).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Key of the primary tenant (default: the test key sk_test_primary).
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Key of the second tenant (default: the test key sk_test_second).
+    #[arg(long, value_name = "KEY")]
+    second_key: Option<String>,
+    /// Break one contract rule (repeatable). `--fault list` shows every fault.
+    #[arg(long, value_name = "NAME")]
+    fault: Vec<String>,
+    /// Append one JSON line per request to this file (use it with `apiconform --logs`).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// How long a started job takes to finish, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    job_duration_ms: u64,
+    /// Requests a key may make in a burst before it gets 429 (the bucket size).
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    rate_limit: u32,
+    /// Requests per second a key regains after a burst.
+    #[arg(long, value_name = "N", default_value_t = 40.0)]
+    rate_refill: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Pretty,
+    Terse,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The process entry point: every error ends as one line on stderr and a documented exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.run.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(&AppError::Environment(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Serve(args)) => serve(&runtime, args),
+        None => run(&runtime, cli.run),
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn fail(error: &AppError) -> ExitCode {
+    eprintln!("error: {error}");
+    error.exit_code()
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "apiconform=info",
+        _ => "apiconform=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // stderr, so check output and reports on stdout stay clean.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The target of a run: a URL given by the user, or the embedded server we started.
+struct Target {
+    base_url: String,
+    primary_key: String,
+    second_key: Option<String>,
+    embedded: Option<RunningServer>,
+    embedded_log: Option<PathBuf>,
+}
+
+fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, AppError> {
+    let suite = Suite::load(args.suite.as_deref())?;
+    let schemas = SchemaSet::load(&suite)?;
+    if let Some(rate) = args.rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(config_error(
+                "--rate must be a positive number of requests per second",
+            ));
+        }
+    }
+    let target = resolve_target(runtime, &args)?;
+    let embedded = target.embedded.is_some();
+    let record = Arc::new(RunRecord::default());
+    let client_config = ClientConfig {
+        base_url: target.base_url.clone(),
+        primary_key: Some(target.primary_key.clone()),
+        second_key: target.second_key.clone(),
+        requests_per_second: args.rate.or(embedded.then_some(30.0)),
+        run_id: format!("{:016x}", rand::random::<u64>()),
+    };
+    let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))
+        .map_err(config_error)?;
+    let options = RunOptions {
+        allow_writes: args.allow_writes || embedded,
+        strict: args.strict,
+        logs: args.logs.clone().or_else(|| target.embedded_log.clone()),
+        job_id: args.job_id.clone(),
+        poll_interval: embedded.then_some(Duration::from_millis(100)),
+    };
+    let plan = Arc::new(Plan::new(RunContext::new(
+        suite, schemas, client, record, options,
+    ))?);
+    let libtest_args = libtest_arguments(&args);
+    let trials = plan.trials(runtime.handle());
+
+    if args.list {
+        print_list(&plan, &libtest_args, &trials);
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    let mut out = std::io::stdout();
+    let headline = match &target.embedded {
+        Some(server) => format!(
+            "apiconform: no --base-url given, so testing the embedded reference server at {} \
+             (fresh keys, writes allowed, second tenant, server log as log source)",
+            server.base_url
+        ),
+        None => format!(
+            "apiconform: testing {} with suite {}",
+            target.base_url,
+            plan.context.suite.source.display()
+        ),
+    };
+    print_headline(&libtest_args, &headline);
+    probe(runtime, &plan)?;
+
+    let conclusion = libtest_mimic::run(&libtest_args, trials);
+    let checks = plan.context.record.checks();
+    let warned: Vec<_> = checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::Warned)
+        .collect();
+    if !warned.is_empty() && !matches!(libtest_args.format, Some(FormatSetting::Json)) {
+        let _ = writeln!(out, "warnings (SHOULD; pass --strict to fail on them):");
+        for check in &warned {
+            let _ = writeln!(
+                out,
+                "    {}: {}",
+                check.name,
+                check.message.replace('\n', "\n        ")
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(server) = target.embedded {
+        runtime.block_on(server.shutdown());
+    }
+    if let Some(log) = &target.embedded_log {
+        let _ = std::fs::remove_file(log);
+    }
+    Ok(ExitCode::from(if conclusion.has_failed() {
+        EXIT_CHECK_FAILED
+    } else {
+        EXIT_OK
+    }))
+}
+
+/// Where the run goes, and with which keys. Starts the embedded server when no URL is given.
+fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<Target, AppError> {
+    let second_key = read_key(
+        args.second_key.clone(),
+        args.second_key_file.as_ref(),
+        "APICONFORM_SECOND_API_KEY",
+        "--second-key",
+    )?;
+    let Some(base_url) = &args.base_url else {
+        if args.list {
+            return Ok(Target {
+                base_url: "http://127.0.0.1:0".into(),
+                primary_key: "unused".into(),
+                second_key: Some("unused-second".into()),
+                embedded: None,
+                embedded_log: Some(PathBuf::from("embedded-server.log")),
+            });
+        }
+        let log = std::env::temp_dir().join(format!(
+            "apiconform-{}-{:08x}.log",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let config = ServerConfig {
+            log_file: Some(log.clone()),
+            ..ServerConfig::with_random_keys()
+        };
+        let (primary_key, second_key) = (config.primary_key.clone(), config.second_key.clone());
+        let server = runtime
+            .block_on(RunningServer::start(config, ([127, 0, 0, 1], 0).into()))
+            .map_err(|e| {
+                AppError::Environment(format!("cannot start the embedded reference server: {e}"))
+            })?;
+        return Ok(Target {
+            base_url: server.base_url.clone(),
+            primary_key,
+            second_key,
+            embedded: Some(server),
+            embedded_log: Some(log),
+        });
+    };
+    let parsed = url::Url::parse(base_url)
+        .map_err(|e| config_error(format!("--base-url `{base_url}` is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(config_error(format!(
+            "--base-url `{base_url}` must be an http:// or https:// URL with a host"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(config_error(format!(
+            "--base-url `{base_url}` must not have a query or fragment"
+        )));
+    }
+    let primary_key = read_key(
+        args.key.clone(),
+        args.key_file.as_ref(),
+        "APICONFORM_API_KEY",
+        "--key",
+    )?
+    .ok_or_else(|| {
+        config_error("no API key: pass --key-file PATH, set APICONFORM_API_KEY, or pass --key KEY")
+    })?;
+    Ok(Target {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        primary_key,
+        second_key,
+        embedded: None,
+        embedded_log: None,
+    })
+}
+
+/// A key from the flag, else the file, else the environment; empty keys are refused.
+fn read_key(
+    flag: Option<String>,
+    file: Option<&PathBuf>,
+    env: &str,
+    name: &str,
+) -> Result<Option<String>, AppError> {
+    let key = match (flag, file) {
+        (Some(_), Some(_)) => {
+            return Err(config_error(format!(
+                "give {name} or {name}-file, not both"
+            )))
+        }
+        (Some(key), None) => Some(key),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    config_error(format!("cannot read {name}-file {}: {e}", path.display()))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => std::env::var(env).ok(),
+    };
+    match key {
+        Some(key) if key.trim().is_empty() => Err(config_error(format!(
+            "the key given by {name} (or its file or {env}) is empty"
+        ))),
+        Some(key) if key.chars().any(|c| c.is_control()) => Err(config_error(format!(
+            "the key given by {name} (or its file or {env}) contains control characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Ask the probe path without a key: any HTTP answer means reachable.
+fn probe(runtime: &tokio::runtime::Runtime, plan: &Plan) -> Result<(), AppError> {
+    let client = &plan.context.client;
+    let mut request = Outgoing::get(plan.context.settings().target.probe_path.clone());
+    request.credential = Credential::Missing;
+    let options = SendOptions {
+        paced: false,
+        retry_rate_limited: false,
+    };
+    runtime
+        .block_on(client.send("run::probe", &request, options))
+        .map(|_| ())
+        .map_err(|e| AppError::Unreachable {
+            url: client.base_url().to_string(),
+            cause: e.cause,
+        })
+}
+
+fn libtest_arguments(args: &RunArgs) -> Arguments {
+    Arguments {
+        filter: args.filter.clone(),
+        exact: args.exact,
+        skip: args.skip.clone(),
+        list: false,
+        ignored: args.ignored,
+        include_ignored: args.include_ignored,
+        quiet: args.quiet,
+        test_threads: args.test_threads,
+        format: Some(match (args.format, args.quiet) {
+            (Format::Json, _) => FormatSetting::Json,
+            (Format::Terse, _) | (_, true) => FormatSetting::Terse,
+            (Format::Pretty, false) => FormatSetting::Pretty,
+        }),
+        color: Some(match args.color {
+            Color::Auto => ColorSetting::Auto,
+            Color::Always => ColorSetting::Always,
+            Color::Never => ColorSetting::Never,
+        }),
+        ..Arguments::default()
+    }
+}
+
+/// The headline goes to stdout, except in JSON mode, where stdout is for machines.
+fn print_headline(args: &Arguments, line: &str) {
+    if matches!(args.format, Some(FormatSetting::Json)) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// `--list`: the libtest `name: test` lines, then the level and needs of each check.
+fn print_list(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial]) {
+    for (planned, trial) in plan.checks.iter().zip(trials) {
+        if args.is_filtered_out(trial) {
+            continue;
+        }
+        let needs = planned.check.needs().describe();
+        let needs = if needs.is_empty() {
+            String::new()
+        } else {
+            format!("; needs {needs}")
+        };
+        println!(
+            "{}: test    [{} {}{needs}]",
+            planned.name, planned.level, planned.kind
+        );
+    }
+}
+
+fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode, AppError> {
+    if args.fault.iter().any(|f| f == "list") {
+        for fault in Fault::ALL {
+            println!("{:<28} {}", fault.name(), fault.description());
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    let faults = args
+        .fault
+        .iter()
+        .map(|name| {
+            name.parse::<Fault>()
+                .map_err(|e| config_error(format!("--fault: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if !(args.rate_refill > 0.0 && args.rate_refill.is_finite()) || args.rate_limit == 0 {
+        return Err(config_error(
+            "--rate-limit and --rate-refill must be positive",
+        ));
+    }
+    let defaults = ServerConfig::default();
+    let custom_keys = args.key.is_some() || args.second_key.is_some();
+    let config = ServerConfig {
+        primary_key: args.key.unwrap_or(defaults.primary_key.clone()),
+        second_key: args.second_key.or(defaults.second_key.clone()),
+        faults,
+        log_file: args.log_file.clone(),
+        job_duration: Duration::from_millis(args.job_duration_ms),
+        rate_limit: crate::reference::RateLimitConfig {
+            capacity: args.rate_limit,
+            refill_per_second: args.rate_refill,
+        },
+        ..defaults
+    };
+    let faults: Vec<String> = config.faults.iter().map(|f| f.to_string()).collect();
+    runtime.block_on(async move {
+        let server = RunningServer::start(config, (args.host, args.port).into())
+            .await
+            .map_err(|e| AppError::Environment(format!("cannot listen on {}:{}: {e}", args.host, args.port)))?;
+        println!("apiconform reference server listening on {}", server.base_url);
+        if custom_keys {
+            println!("keys: as given on the command line");
+        } else {
+            println!("keys: sk_test_primary (tenant A), sk_test_second (tenant B), sk_test_broke (no credits)");
+        }
+        if !faults.is_empty() {
+            println!("faults: {}", faults.join(", "));
+        }
+        if let Some(log) = &args.log_file {
+            println!("request log: {}", log.display());
+        }
+        println!("press Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+        server.shutdown().await;
+        Ok(ExitCode::from(EXIT_OK))
+    })
+}

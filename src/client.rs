@@ -1,0 +1,488 @@
+//! The one HTTP client every request of a run goes through ([`HttpClient`]).
+//!
+//! It adds the credential a request asks for, paces requests under the target's rate limit,
+//! backs off and retries on an unexpected 429, applies timeouts, reads bodies up to a cap,
+//! and records every exchange in the [`RunRecord`] with the keys masked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+use crate::hints;
+use crate::record::{Exchange, RunRecord};
+use crate::secrets::Secrets;
+use crate::suite::{Credential, Settings};
+
+/// How many bytes of a body are kept in the run record.
+const BODY_EXCERPT_BYTES: usize = 2048;
+
+/// What the client needs to know about the target and the keys.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    pub primary_key: Option<String>,
+    pub second_key: Option<String>,
+    /// Overrides the suite's pacing (`--rate`).
+    pub requests_per_second: Option<f64>,
+    /// A per-run id sent as `X-Apiconform-Run-Id`, so providers can find the test traffic.
+    pub run_id: String,
+}
+
+/// How one request is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct SendOptions {
+    /// Wait for the pacer first. Only the rate-limit burst turns this off.
+    pub paced: bool,
+    /// On a 429, wait as the server hints (or the documented schedule) and try again.
+    pub retry_rate_limited: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            paced: true,
+            retry_rate_limited: true,
+        }
+    }
+}
+
+/// A request ready to send: the path is already filled in.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub method: String,
+    pub path: String,
+    pub credential: Credential,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+    /// The job this request is about, recorded with the exchange.
+    pub job_id: Option<String>,
+}
+
+impl Outgoing {
+    pub fn get(path: impl Into<String>) -> Outgoing {
+        Outgoing {
+            method: "GET".into(),
+            path: path.into(),
+            credential: Credential::Valid,
+            body: None,
+            headers: Vec::new(),
+            job_id: None,
+        }
+    }
+}
+
+/// A response as checks see it.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// The body parsed as JSON, when it is JSON.
+    pub json: Option<Value>,
+    /// The body was longer than the cap and was cut.
+    pub truncated: bool,
+    /// The id the server gave this response: the first request-id header, else the error body's.
+    pub request_id: Option<String>,
+    pub elapsed: Duration,
+    /// Index of the exchange in the run record.
+    pub exchange: usize,
+    /// `METHOD path`, for messages.
+    pub request_line: String,
+    /// 429s that were waited out and retried before this response.
+    pub rate_limit_retries: u32,
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JSON value at `pointer`, if the body is JSON and has it.
+    pub fn pointer(&self, pointer: &str) -> Option<&Value> {
+        self.json.as_ref()?.pointer(pointer)
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The media type of the body, without parameters, lower-cased.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// How this response is named in messages: request line, status and request id.
+    pub fn label(&self) -> String {
+        match &self.request_id {
+            Some(id) => format!("{} -> {} (request id {id})", self.request_line, self.status),
+            None => format!("{} -> {} (no request id)", self.request_line, self.status),
+        }
+    }
+
+    /// A short, printable excerpt of the body for messages.
+    pub fn body_excerpt(&self, max_chars: usize) -> String {
+        excerpt(&self.body, max_chars)
+    }
+}
+
+/// The request got no HTTP response: refused, reset, timed out, TLS failure, ...
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{request_line}: {cause}")]
+pub struct TransportError {
+    pub request_line: String,
+    pub cause: String,
+}
+
+/// The shared client. Cheap to share behind an `Arc`.
+pub struct HttpClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    settings: Settings,
+    secrets: Secrets,
+    /// A key no server can know, used for the invalid-key checks.
+    invalid_key: String,
+    pacer: DefaultDirectRateLimiter,
+    record: Arc<RunRecord>,
+}
+
+impl HttpClient {
+    pub fn new(
+        config: ClientConfig,
+        settings: &Settings,
+        record: Arc<RunRecord>,
+    ) -> Result<HttpClient, String> {
+        let target = &settings.target;
+        let http = reqwest::Client::builder()
+            // A 3xx is shown as what it is; following it could send the key to another origin.
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .pool_idle_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs_f64(target.connect_timeout_seconds))
+            .timeout(Duration::from_secs_f64(target.timeout_seconds))
+            .user_agent(concat!("apiconform/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
+        let rate = config
+            .requests_per_second
+            .unwrap_or(target.requests_per_second);
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
+        let quota = Quota::with_period(period)
+            .ok_or("the pacing rate is too high")?
+            .allow_burst(std::num::NonZeroU32::MIN);
+        let mut secrets = Secrets::default();
+        if let Some(key) = &config.primary_key {
+            secrets.register(key, "$API_KEY");
+        }
+        if let Some(key) = &config.second_key {
+            secrets.register(key, "$SECOND_API_KEY");
+        }
+        let invalid_key = format!("apiconform-invalid-{:032x}", rand::random::<u128>());
+        Ok(HttpClient {
+            http,
+            config,
+            settings: settings.clone(),
+            secrets,
+            invalid_key,
+            pacer: RateLimiter::direct(quota),
+            record,
+        })
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    pub fn has_second_key(&self) -> bool {
+        self.config.second_key.is_some()
+    }
+
+    /// The exact key value a credential puts on the wire (None for `Missing`).
+    pub fn credential_value(&self, credential: Credential) -> Option<&str> {
+        match credential {
+            Credential::Valid => self.config.primary_key.as_deref(),
+            Credential::Second => self.config.second_key.as_deref(),
+            Credential::Invalid => Some(&self.invalid_key),
+            Credential::Missing => None,
+        }
+    }
+
+    /// Send `request` for `check`, record it, and return what came back.
+    pub async fn send(
+        &self,
+        check: &str,
+        request: &Outgoing,
+        options: SendOptions,
+    ) -> Result<Response, TransportError> {
+        let mut retries = 0;
+        loop {
+            if options.paced {
+                self.pacer.until_ready().await;
+            }
+            let mut response = self.send_once(check, request).await?;
+            let limit = self.settings.target.max_rate_limit_retries;
+            if response.status != 429 || !options.retry_rate_limited || retries >= limit {
+                response.rate_limit_retries = retries;
+                return Ok(response);
+            }
+            let wait = self.backoff_after(&response, retries);
+            tracing::info!(
+                check,
+                request_id = response.request_id.as_deref().unwrap_or("-"),
+                wait_ms = wait.as_millis() as u64,
+                "429 on {}, backing off before retrying",
+                response.request_line
+            );
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    /// How long to wait after a 429: the Retry-After hint (capped), else the documented schedule.
+    pub fn backoff_after(&self, response: &Response, attempt: u32) -> Duration {
+        let cap = Duration::from_secs(self.settings.target.max_retry_after_seconds);
+        let hinted = response
+            .header("retry-after")
+            .and_then(hints::parse_retry_after)
+            .map(|hint| hint.wait_from(SystemTime::now()));
+        match hinted {
+            // A hint of 0 or in the past still gets a small pause, so a broken hint cannot spin.
+            Some(wait) => wait.clamp(Duration::from_millis(100), cap),
+            None => hints::documented_backoff(attempt, rand::random::<f64>()).min(cap),
+        }
+    }
+
+    /// One attempt, no retries.
+    async fn send_once(&self, check: &str, request: &Outgoing) -> Result<Response, TransportError> {
+        let url = format!("{}{}", self.config.base_url, request.path);
+        let request_line = format!("{} {}", request.method, shorten(&request.path, 160));
+        let built = self.build(&url, request).map_err(|cause| TransportError {
+            request_line: self.secrets.mask(&request_line),
+            cause,
+        })?;
+        let request_headers: Vec<(String, String)> = built
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    self.secrets
+                        .mask(&String::from_utf8_lossy(value.as_bytes())),
+                )
+            })
+            .collect();
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut exchange = Exchange {
+            id: 0,
+            check: check.to_string(),
+            method: request.method.clone(),
+            url: self.secrets.mask(&url),
+            request_headers,
+            status: None,
+            response_headers: Vec::new(),
+            body_excerpt: String::new(),
+            error: None,
+            started,
+            elapsed: Duration::ZERO,
+            request_id: None,
+            job_id: request.job_id.clone(),
+            echoed_secret: false,
+        };
+        let result = self.execute(built).await;
+        exchange.elapsed = clock.elapsed();
+        match result {
+            Err(cause) => {
+                let cause = self.secrets.mask(&cause);
+                exchange.error = Some(cause.clone());
+                self.record.add_exchange(exchange);
+                tracing::debug!(check, "{request_line}: {cause}");
+                Err(TransportError {
+                    request_line: self.secrets.mask(&request_line),
+                    cause,
+                })
+            }
+            Ok((status, headers, body, truncated)) => {
+                let json = serde_json::from_slice::<Value>(&body).ok();
+                let request_id = self.request_id_of(&headers, json.as_ref());
+                let echoed = headers
+                    .iter()
+                    .any(|(_, v)| self.secrets.found_in(v.as_bytes()))
+                    || self.secrets.found_in(&body);
+                exchange.status = Some(status);
+                exchange.response_headers = headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), self.secrets.mask(v)))
+                    .collect();
+                exchange.body_excerpt = self.secrets.mask(&excerpt(&body, BODY_EXCERPT_BYTES));
+                exchange.request_id = request_id.clone().map(|id| self.secrets.mask(&id));
+                exchange.echoed_secret = echoed;
+                let id = self.record.add_exchange(exchange);
+                tracing::debug!(
+                    check,
+                    status,
+                    request_id = request_id.as_deref().unwrap_or("-"),
+                    job_id = request.job_id.as_deref().unwrap_or("-"),
+                    "{}",
+                    self.secrets.mask(&request_line)
+                );
+                Ok(Response {
+                    status,
+                    headers,
+                    body,
+                    json,
+                    truncated,
+                    request_id,
+                    elapsed: clock.elapsed(),
+                    exchange: id,
+                    request_line: self.secrets.mask(&request_line),
+                    rate_limit_retries: 0,
+                })
+            }
+        }
+    }
+
+    fn build(&self, url: &str, request: &Outgoing) -> Result<reqwest::Request, String> {
+        let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("`{}` is not an HTTP method", request.method))?;
+        let mut builder = self
+            .http
+            .request(method, url)
+            .header("X-Apiconform-Run-Id", &self.config.run_id);
+        if let Some(key) = self.credential_value(request.credential) {
+            let mut value = HeaderValue::from_str(&format!("{}{key}", self.settings.auth.prefix))
+                .map_err(|_| {
+                "the key contains characters not allowed in a header".to_string()
+            })?;
+            value.set_sensitive(true);
+            let name =
+                HeaderName::from_bytes(self.settings.auth.header.as_bytes()).map_err(|_| {
+                    format!("`{}` is not a valid header name", self.settings.auth.header)
+                })?;
+            builder = builder.header(name, value);
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        builder.build().map_err(|e| error_chain(&e))
+    }
+
+    /// Send and read the body up to the cap.
+    async fn execute(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<(u16, Vec<(String, String)>, Bytes, bool), String> {
+        let timeout = self.settings.target.timeout_seconds;
+        let mut response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| describe(&e, timeout))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let cap = self.settings.target.max_body_bytes;
+        let mut body = Vec::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e, timeout))? {
+            let room = cap.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if chunk.len() > room {
+                truncated = true;
+                break;
+            }
+        }
+        Ok((status, headers, Bytes::from(body), truncated))
+    }
+
+    fn request_id_of(&self, headers: &[(String, String)], json: Option<&Value>) -> Option<String> {
+        let from_header = self.settings.request_id.headers.iter().find_map(|name| {
+            let name = name.to_ascii_lowercase();
+            headers
+                .iter()
+                .find(|(n, v)| *n == name && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_string())
+        });
+        from_header.or_else(|| {
+            json?
+                .pointer(&self.settings.request_id.body_pointer)?
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+    }
+}
+
+/// A transport error in words: the timeout, or the whole cause chain (reqwest's own message
+/// only says "error sending request").
+fn describe(error: &reqwest::Error, timeout_seconds: f64) -> String {
+    if error.is_timeout() {
+        return format!("timed out after {timeout_seconds} s");
+    }
+    error_chain(error)
+}
+
+/// `error` and each of its sources, joined, without repeats.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// `text` cut to `max_chars` characters, saying how long it was; for paths in messages.
+fn shorten(text: &str, max_chars: usize) -> String {
+    let count = text.chars().count();
+    if count <= max_chars {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max_chars).collect();
+    format!("{head}...({count} chars)")
+}
+
+/// The first `max_chars` characters of a body, lossily decoded, with a note when cut.
+fn excerpt(body: &[u8], max_chars: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut cut: String = text.chars().take(max_chars).collect();
+    if text.chars().count() > max_chars {
+        cut.push_str(&format!("... [{} bytes in all]", body.len()));
+    }
+    cut
+}

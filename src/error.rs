@@ -1,0 +1,45 @@
+//! Errors that end a run before or instead of the checks, and the exit codes they map to.
+//!
+//! Check failures are not errors here: they are outcomes in the run record. These are the
+//! things the user can fix (a flag, a suite file, a schema) and a target that cannot be reached.
+
+use std::process::ExitCode;
+
+/// Every check passed (warnings allowed unless `--strict`).
+pub const EXIT_OK: u8 = 0;
+/// Usage or configuration error: bad flag, unreadable or malformed suite, schema that does not compile.
+pub const EXIT_USAGE: u8 = 2;
+/// The target could not be reached at all.
+pub const EXIT_UNREACHABLE: u8 = 3;
+/// A check failed (the libtest convention).
+pub const EXIT_CHECK_FAILED: u8 = 101;
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Something the user gave us is wrong; the message says what and where.
+    #[error("{0}")]
+    Config(String),
+    /// No HTTP response at all from the target.
+    #[error("cannot reach {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    /// The machine refused something the harness needs (a socket, a thread, a file).
+    #[error("{0}")]
+    Environment(String),
+}
+
+impl AppError {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            AppError::Config(_) => EXIT_USAGE,
+            AppError::Unreachable { .. } => EXIT_UNREACHABLE,
+            AppError::Environment(_) => EXIT_USAGE,
+        })
+    }
+}
+
+/// Shorthand for configuration errors.
+pub fn config_error(message: impl Into<String>) -> AppError {
+    AppError::Config(message.into())
+}

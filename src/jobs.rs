@@ -1,0 +1,256 @@
+//! The job model as the suite describes it: reading fields of a job object, the status
+//! invariants of CONTRACT.md section 3, and creating a job and waiting for it to finish.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::client::{HttpClient, Outgoing, SendOptions};
+use crate::suite::{encode_segment, JobSettings};
+
+/// Which kind of state a status is, per the suite's state lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobSettings {
+    /// The phase of `status`, or None for a state the suite does not know.
+    pub fn phase(&self, status: &str) -> Option<Phase> {
+        let is = |list: &Vec<String>| list.iter().any(|s| s == status);
+        if is(&self.pending_states) {
+            Some(Phase::Pending)
+        } else if is(&self.processing_states) {
+            Some(Phase::Processing)
+        } else if is(&self.completed_states) {
+            Some(Phase::Completed)
+        } else if is(&self.failed_states) {
+            Some(Phase::Failed)
+        } else {
+            None
+        }
+    }
+
+    /// The read path for `job_id`.
+    pub fn read_path_for(&self, job_id: &str) -> String {
+        self.read_path.replace("{job_id}", &encode_segment(job_id))
+    }
+}
+
+/// The status of a job object, if it has a string one.
+pub fn status_of<'a>(job: &'a Value, settings: &JobSettings) -> Option<&'a str> {
+    job.pointer(&settings.status_pointer)
+        .and_then(Value::as_str)
+}
+
+/// Every way `job` breaks the status invariants of CONTRACT.md section 3, as messages that
+/// name the field, the rule and the value seen.
+pub fn invariant_violations(job: &Value, settings: &JobSettings) -> Vec<String> {
+    let mut found = Vec::new();
+    let status_path = &settings.status_pointer;
+    let Some(status) = status_of(job, settings) else {
+        found.push(format!(
+            "at {status_path}: a job must have a string status, saw {}",
+            shown(job.pointer(status_path))
+        ));
+        return found;
+    };
+    let Some(phase) = settings.phase(status) else {
+        let known: Vec<&str> = settings.known_states().map(String::as_str).collect();
+        found.push(format!(
+            "at {status_path}: status must be one of {}, saw \"{status}\"",
+            known.join(", ")
+        ));
+        return found;
+    };
+    let progress_path = &settings.progress_pointer;
+    let progress = job.pointer(progress_path);
+    match progress.and_then(Value::as_f64) {
+        Some(p) if !(0.0..=100.0).contains(&p) => found.push(format!(
+            "at {progress_path}: progress must be between 0 and 100, saw {p}"
+        )),
+        Some(p) if phase == Phase::Completed && p != 100.0 => found.push(format!(
+            "at {progress_path}: a {status} job must have progress 100, saw {p}"
+        )),
+        Some(_) => {}
+        None => found.push(format!(
+            "at {progress_path}: progress must be a number, saw {}",
+            shown(progress)
+        )),
+    }
+    let output_path = &settings.output_pointer;
+    let output = job.pointer(output_path);
+    match phase {
+        Phase::Completed => match output.and_then(Value::as_str) {
+            Some(text) if is_absolute_url(text) => {}
+            _ => found.push(format!(
+                "at {output_path}: a {status} job must have an absolute output URL, saw {}",
+                shown(output)
+            )),
+        },
+        Phase::Pending | Phase::Processing => {
+            if !matches!(output, None | Some(Value::Null)) {
+                found.push(format!(
+                    "at {output_path}: a {status} job must have no output URL yet (null), saw {}",
+                    shown(output)
+                ));
+            }
+        }
+        Phase::Failed => {}
+    }
+    let error_path = &settings.error_pointer;
+    let error = job.pointer(error_path);
+    match phase {
+        Phase::Failed => {
+            if error
+                .and_then(Value::as_str)
+                .is_none_or(|e| e.trim().is_empty())
+            {
+                found.push(format!(
+                    "at {error_path}: a {status} job must say why (non-empty error), saw {}",
+                    shown(error)
+                ));
+            }
+        }
+        _ => {
+            if !matches!(error, None | Some(Value::Null)) {
+                found.push(format!(
+                    "at {error_path}: a {status} job must have error null, saw {}",
+                    shown(error)
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// True for an absolute http(s) URL with a host.
+pub fn is_absolute_url(text: &str) -> bool {
+    url::Url::parse(text)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .unwrap_or(false)
+}
+
+/// A value as shown in messages: JSON, cut short; `absent` when missing.
+pub fn shown(value: Option<&Value>) -> String {
+    match value {
+        None => "nothing (field absent)".into(),
+        Some(v) => {
+            let text = v.to_string();
+            if text.chars().count() > 120 {
+                format!("{}...", text.chars().take(120).collect::<String>())
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// Create a job with the suite's sample body and poll it until it is terminal or the deadline
+/// passes. Returns the job id; the error says which step failed and how.
+pub async fn create_and_wait(
+    client: &HttpClient,
+    settings: &JobSettings,
+    poll_interval: Duration,
+    recorder: &str,
+) -> Result<String, String> {
+    let mut create = Outgoing::get(settings.create_path.clone());
+    create.method = "POST".into();
+    create.body = Some(settings.create_body.clone());
+    let reply = client
+        .send(recorder, &create, SendOptions::default())
+        .await
+        .map_err(|e| format!("could not create a job: {e}"))?;
+    if !reply.is_success() {
+        return Err(format!(
+            "could not create a job: expected 2xx, got {}: {}",
+            reply.label(),
+            reply.body_excerpt(300)
+        ));
+    }
+    let job_id = reply
+        .pointer(&settings.created_id_pointer)
+        .and_then(|v| match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            format!(
+                "could not create a job: the reply has no id at {} ({})",
+                settings.created_id_pointer,
+                reply.label()
+            )
+        })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(settings.deadline_seconds);
+    let mut read = Outgoing::get(settings.read_path_for(&job_id));
+    read.job_id = Some(job_id.clone());
+    loop {
+        let response = client
+            .send(recorder, &read, SendOptions::default())
+            .await
+            .map_err(|e| format!("could not read the created job {job_id}: {e}"))?;
+        let status = response.json.as_ref().and_then(|j| status_of(j, settings));
+        if let Some(status) = status {
+            if settings.is_terminal(status) {
+                return Ok(job_id);
+            }
+        }
+        if Instant::now() + poll_interval > deadline {
+            return Err(format!(
+                "job {job_id} did not reach a terminal state within {} s (last: {})",
+                settings.deadline_seconds,
+                response.label()
+            ));
+        }
+        tokio::time::sleep(poll_interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn invariants_accept_each_conforming_state() {
+        let s = JobSettings::default();
+        for job in [
+            json!({"status": "pending", "progress": 0, "output_url": null, "error": null}),
+            json!({"status": "created", "progress": 0, "output_url": null, "error": null}),
+            json!({"status": "processing", "progress": 42.5, "output_url": null, "error": null}),
+            json!({"status": "completed", "progress": 100, "output_url": "https://cdn.example/x.webm", "error": null}),
+            json!({"status": "failed", "progress": 30, "output_url": null, "error": "bad codec"}),
+        ] {
+            assert!(invariant_violations(&job, &s).is_empty(), "{job}");
+        }
+    }
+
+    #[test]
+    fn invariants_name_field_rule_and_value() {
+        let s = JobSettings::default();
+        let v = invariant_violations(
+            &json!({"status": "completed", "progress": 100, "output_url": null, "error": null}),
+            &s,
+        );
+        assert_eq!(
+            v,
+            ["at /output_url: a completed job must have an absolute output URL, saw null"]
+        );
+        let v = invariant_violations(
+            &json!({"status": "failed", "progress": 3, "output_url": null, "error": ""}),
+            &s,
+        );
+        assert!(v[0].contains("/error") && v[0].contains("\"\""), "{v:?}");
+        let v = invariant_violations(&json!({"status": "done", "progress": 3}), &s);
+        assert!(v[0].contains("\"done\""), "{v:?}");
+        let v = invariant_violations(
+            &json!({"status": "completed", "progress": 90, "output_url": "/relative", "error": null}),
+            &s,
+        );
+        assert_eq!(v.len(), 2, "{v:?}");
+    }
+}

@@ -1,0 +1,127 @@
+//! The record of a run: every HTTP exchange and every check outcome, as data.
+//!
+//! The console output is one rendering of this record; reports are others. Everything stored
+//! here is already masked (see [`crate::secrets`]), so any renderer may show all of it.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// Whether a violation fails the check (MUST) or only warns unless `--strict` (SHOULD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Level {
+    #[serde(rename = "MUST")]
+    Must,
+    #[serde(rename = "SHOULD")]
+    Should,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+        })
+    }
+}
+
+/// How a check ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    /// A contract violation at the check's level (or a SHOULD under `--strict`).
+    Failed,
+    /// SHOULD-level violations without `--strict`: shown, but the run still passes.
+    Warned,
+    /// The check could not run; the message says why (no job, no second key, ...).
+    Ignored,
+    /// The check could not reach a verdict: transport error, timeout, or a bug in the check.
+    Errored,
+}
+
+/// One HTTP request and what came back, as shown to users (masked).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Exchange {
+    pub id: usize,
+    /// The check that sent it, or `run` for the harness's own requests (probe, job set-up).
+    pub check: String,
+    pub method: String,
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    /// The start of the response body, cut at a bounded size.
+    pub body_excerpt: String,
+    /// Transport error, when there was no response.
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub started: SystemTime,
+    pub elapsed: Duration,
+    /// The request id the server gave this response (header or error body), if any.
+    pub request_id: Option<String>,
+    /// The job this exchange was about (path placeholder or created job).
+    pub job_id: Option<String>,
+    /// The response contained a registered secret (before masking).
+    pub echoed_secret: bool,
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub area: String,
+    pub level: Level,
+    pub outcome: Outcome,
+    /// Why it failed, warned, was ignored or errored; empty when it passed.
+    pub message: String,
+    pub duration: Duration,
+    /// Ids of the exchanges this check made (see [`RunRecord::exchanges`]).
+    pub exchanges: Vec<usize>,
+}
+
+/// Everything that happened in one run. Shared by all checks; append-only.
+#[derive(Debug, Default)]
+pub struct RunRecord {
+    exchanges: Mutex<Vec<Exchange>>,
+    checks: Mutex<Vec<CheckRecord>>,
+}
+
+impl RunRecord {
+    /// Store an exchange and return its id.
+    pub fn add_exchange(&self, mut exchange: Exchange) -> usize {
+        let mut exchanges = lock(&self.exchanges);
+        exchange.id = exchanges.len();
+        exchanges.push(exchange);
+        exchanges.len() - 1
+    }
+
+    pub fn add_check(&self, check: CheckRecord) {
+        lock(&self.checks).push(check);
+    }
+
+    /// A copy of every exchange so far.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        lock(&self.exchanges).clone()
+    }
+
+    /// A copy of every check outcome so far, in completion order.
+    pub fn checks(&self) -> Vec<CheckRecord> {
+        lock(&self.checks).clone()
+    }
+
+    /// Exchanges made by `check`.
+    pub fn exchanges_of(&self, check: &str) -> Vec<Exchange> {
+        lock(&self.exchanges)
+            .iter()
+            .filter(|e| e.check == check)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A poisoned lock only means another check panicked; the data is still append-only and sound.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

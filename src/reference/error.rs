@@ -1,0 +1,103 @@
+//! The error envelope and the type every handler returns on failure.
+//!
+//! Handlers cannot see the request id, so an [`ApiError`] response carries its
+//! code and message as an [`ErrorInfo`] response extension; the request-context
+//! middleware (see `context.rs`) writes the final
+//! `{"error": {"code", "message", "request_id"}}` body with the same id it puts
+//! in the `X-Request-Id` header. A "plain" error (used only by faults that drop
+//! the envelope) carries its body as is and no extension.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// Code and message of an error response, waiting for its request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A non-2xx answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// When set, this body is sent verbatim instead of the envelope.
+    pub plain: Option<Value>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            plain: None,
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 404 `job_not_found`, "Job not found": unknown job or another tenant's.
+    pub(crate) fn job_not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "job_not_found", "Job not found")
+    }
+
+    /// 500 `internal_error`.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    /// An error whose body is `body` rather than the envelope.
+    pub(crate) fn plain(status: StatusCode, body: Value) -> Self {
+        ApiError {
+            status,
+            code: "",
+            message: String::new(),
+            plain: Some(body),
+        }
+    }
+
+    /// The envelope body for a given request id (`None` leaves the field out).
+    pub(crate) fn envelope(info: &ErrorInfo, request_id: Option<&str>) -> Value {
+        let mut error = json!({ "code": info.code, "message": info.message });
+        if let (Some(id), Some(obj)) = (request_id, error.as_object_mut()) {
+            obj.insert("request_id".into(), Value::String(id.to_owned()));
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (body, info) = match self.plain {
+            Some(body) => (body, None),
+            None => {
+                let info = ErrorInfo {
+                    code: self.code,
+                    message: self.message,
+                };
+                // Provisional body; the context middleware rewrites it with the id.
+                (ApiError::envelope(&info, None), Some(info))
+            }
+        };
+        let mut res = (self.status, body.to_string()).into_response();
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        }
+        if let Some(info) = info {
+            res.extensions_mut().insert(info);
+        }
+        res
+    }
+}

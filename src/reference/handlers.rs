@@ -1,0 +1,824 @@
+//! Route handlers. Each one parses its input into plain values, does its work
+//! under the store lock (never across an `.await`), and answers JSON or an
+//! [`ApiError`]. Nothing here trusts request data: every extractor rejection is
+//! turned into an enveloped 4xx and no input can reach a panic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use super::auth::unauthorized;
+use super::context::LogJobId;
+use super::error::ApiError;
+use super::faults::Fault;
+use super::idempotency::{self, Outcome, Reply};
+use super::state::{
+    random_alphanumeric, App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE,
+};
+use super::time;
+use super::Caller;
+
+/// Largest accepted upload.
+pub(crate) const MAX_UPLOAD_BYTES: u64 = 500 * 1024 * 1024;
+
+/// Room for multipart boundaries and part headers on top of the file itself.
+const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
+
+/// Upload content types the contract accepts.
+const UPLOAD_TYPES: [&str; 4] = [
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/x-msvideo",
+];
+
+/// How long `slow-status-read` stalls a status read.
+const SLOW_READ: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------------------
+// Jobs
+
+/// `POST /v1/jobs`: validate, check credits, create, and start unless
+/// `auto_start` is false. Idempotent under `Idempotency-Key`.
+pub(crate) async fn create_job(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejected(&rejection).into_response(),
+    };
+    let route = "POST /v1/jobs".to_owned();
+    idempotency::run(&app, &caller, &headers, route, &body, || {
+        create_outcome(&app, &caller, &body)
+    })
+    .await
+}
+
+/// The validated body of a job creation.
+struct NewJob {
+    video_url: String,
+    model: Model,
+    output_format: OutputFormat,
+    webhook_url: Option<String>,
+    auto_start: bool,
+}
+
+fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
+    let new = parse_new_job(body)?;
+    let cost = new.model.job_cost();
+    let mut store = app.lock();
+    let credits = store.credits_of(caller.tenant);
+    if credits < cost {
+        if app.has(Fault::PaymentRequiredCreatesJob) {
+            store.insert_job(
+                caller.tenant,
+                new.video_url,
+                new.model,
+                new.output_format,
+                new.webhook_url,
+            );
+        }
+        return Err(insufficient_credits(cost, credits));
+    }
+    let id = store.insert_job(
+        caller.tenant,
+        new.video_url,
+        new.model,
+        new.output_format,
+        new.webhook_url,
+    );
+    let start = new.auto_start || app.has(Fault::AutoStartIgnored);
+    if start {
+        store.start(&id, Instant::now());
+    }
+    let (status, message) = if app.has(Fault::CreateReplyBadStatus) {
+        ("queued", "Job created")
+    } else if start {
+        ("processing", "Job created and processing started")
+    } else {
+        (
+            "pending",
+            "Job created; start it with POST /v1/jobs/{id}/start",
+        )
+    };
+    Ok(Reply {
+        status: StatusCode::CREATED,
+        body: json!({ "success": true, "id": id, "status": status, "message": message }),
+        job_id: Some(id),
+    })
+}
+
+fn parse_new_job(body: &[u8]) -> Result<NewJob, ApiError> {
+    let obj = json_object(body, false)?;
+    let video_url = match obj.get("video_url") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => {
+            return Err(ApiError::invalid(
+                "video_url is required and must be a non-empty string",
+            ))
+        }
+    };
+    let model = match obj.get("model") {
+        None | Some(Value::Null) => Model::Original,
+        Some(v) => parse_model(v)?,
+    };
+    let output_format = match obj.get("output_format") {
+        None | Some(Value::Null) => OutputFormat::Webm,
+        Some(Value::String(s)) => OutputFormat::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "output_format must be one of: {}",
+                names(OutputFormat::ALL.map(OutputFormat::name))
+            ))
+        })?,
+        Some(_) => return Err(ApiError::invalid("output_format must be a string")),
+    };
+    let auto_start = match obj.get("auto_start") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("auto_start must be a boolean")),
+    };
+    let webhook_url = match obj.get("webhook_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match url::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(s.clone()),
+            _ => {
+                return Err(ApiError::invalid(
+                    "webhook_url must be an absolute http(s) URL",
+                ))
+            }
+        },
+        Some(_) => return Err(ApiError::invalid("webhook_url must be a string")),
+    };
+    // bg_type, bg_color, background and text_prompt are accepted and ignored:
+    // the reference server renders no pixels.
+    Ok(NewJob {
+        video_url,
+        model,
+        output_format,
+        webhook_url,
+        auto_start,
+    })
+}
+
+/// `POST /v1/jobs/{job_id}/start`.
+///
+/// On a pending job: optional `model` override, credit check (402), charge,
+/// and `{"success": true, "id", "status": "processing", "message"}`.
+/// On a job that is already processing or terminal the start is a no-op that
+/// never charges again: 200 with `success: true` and the job's *current*
+/// status (so a retried start is harmless for clients), rather than a 409.
+pub(crate) async fn start_job(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejected(&rejection).into_response(),
+    };
+    let raw_id = path.ok().map(|Path(id)| id);
+    let route = format!("POST /v1/jobs/{}/start", raw_id.as_deref().unwrap_or(""));
+    idempotency::run(&app, &caller, &headers, route, &body, || {
+        start_outcome(&app, &caller, raw_id.as_deref(), &body)
+    })
+    .await
+}
+
+fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) -> Outcome {
+    let model = parse_start(body)?;
+    let mut store = app.lock();
+    let id = lookup(app, &store, caller, raw_id)?;
+    let Some(job) = store.jobs.get_mut(&id) else {
+        return Err(ApiError::job_not_found());
+    };
+    let snap = job.snapshot(
+        Instant::now(),
+        app.config.job_duration,
+        app.has(Fault::JobNeverFinishes),
+    );
+    let owner = job.tenant;
+    if snap.status == Status::Pending {
+        if let Some(model) = model {
+            job.model = model;
+        }
+        let cost = job.model.job_cost();
+        let credits = store.credits_of(owner);
+        if credits < cost {
+            return Err(insufficient_credits(cost, credits));
+        }
+        store.start(&id, Instant::now());
+        return Ok(Reply {
+            status: StatusCode::OK,
+            body: json!({ "success": true, "id": id, "status": "processing", "message": "Job started" }),
+            job_id: Some(id),
+        });
+    }
+    if app.has(Fault::Start5xxWhenRunning) {
+        return Err(ApiError::internal("Job could not be started"));
+    }
+    if app.has(Fault::DoubleChargeOnStart) {
+        store.charge(&id);
+    }
+    Ok(Reply {
+        status: StatusCode::OK,
+        body: json!({
+            "success": true,
+            "id": id,
+            "status": snap.status.name(),
+            "message": "Job already started; nothing was charged",
+        }),
+        job_id: Some(id),
+    })
+}
+
+/// The optional start body: `{}` or nothing, with an optional `model`.
+fn parse_start(body: &[u8]) -> Result<Option<Model>, ApiError> {
+    let obj = json_object(body, true)?;
+    match obj.get("model") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parse_model(v).map(Some),
+    }
+}
+
+/// `GET /v1/jobs/{job_id}`: the job object of CONTRACT section 3.
+pub(crate) async fn get_job(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if app.has(Fault::SlowStatusRead) {
+        tokio::time::sleep(SLOW_READ).await;
+    }
+    let raw_id = path.ok().map(|Path(id)| id);
+    let origin = origin(&headers, &uri);
+    let mut store = app.lock();
+    let id = match lookup(&app, &store, &caller, raw_id.as_deref()) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let Some(job) = store.jobs.get_mut(&id) else {
+        return ApiError::job_not_found().into_response();
+    };
+    let mut snap = app.snapshot(job);
+    if app.has(Fault::ProgressGoesDown) && snap.status == Status::Processing {
+        // Odd reads report high, even reads low: the second read goes down.
+        job.reads_processing += 1;
+        let half = snap.progress / 2;
+        snap.progress = if job.reads_processing % 2 == 1 {
+            50 + half
+        } else {
+            half
+        };
+    }
+    if app.has(Fault::StatusMovesBackwards) && snap.status == Status::Completed {
+        job.reads_completed += 1;
+        if job.reads_completed % 3 == 0 {
+            snap = Snapshot {
+                status: Status::Processing,
+                progress: 100,
+                duration_seconds: None,
+            };
+        }
+    }
+    let mut body = job_json(&app, job, snap, &origin);
+    if app.has(Fault::JobIdMismatch) {
+        body["id"] = Value::String(format!("{id}-x"));
+    }
+    drop(store);
+    let mut res = if app.has(Fault::JobWrongContentType) {
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body.to_string(),
+        )
+            .into_response()
+    } else {
+        Json(body).into_response()
+    };
+    res.extensions_mut().insert(LogJobId(id));
+    res
+}
+
+/// `GET /v1/jobs?limit=&offset=&status=`: the caller's jobs, newest first.
+pub(crate) async fn list_jobs(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    if app.has(Fault::ListRejectsValidKey) {
+        return Err(unauthorized(&app, "invalid_api_key", "Invalid API key"));
+    }
+    let params = query(&uri);
+    let limit = int_param(&params, "limit", 20, 1, 100)?;
+    let offset = int_param(&params, "offset", 0, 0, u64::MAX)?;
+    let status = match params.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => Some(Status::parse_filter(s).ok_or_else(|| {
+            ApiError::invalid(
+                "status must be one of: pending, created, processing, completed, failed",
+            )
+        })?),
+    };
+    let origin = origin(&headers, &uri);
+    let store = app.lock();
+    let mut mine: Vec<(&Job, Snapshot)> = store
+        .jobs
+        .values()
+        .filter(|j| j.tenant == caller.tenant)
+        .map(|j| (j, app.snapshot(j)))
+        .filter(|(_, s)| status.is_none_or(|wanted| s.status == wanted))
+        .collect();
+    mine.sort_by_key(|(job, _)| std::cmp::Reverse(job.seq));
+    let total = mine.len();
+    let page: Vec<Value> = mine
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit as usize)
+        .map(|(job, snap)| job_json(&app, job, snap, &origin))
+        .collect();
+    let list_key = if app.has(Fault::ListBadShape) {
+        "items"
+    } else {
+        "jobs"
+    };
+    Ok(
+        Json(json!({ list_key: page, "total": total, "limit": limit, "offset": offset }))
+            .into_response(),
+    )
+}
+
+/// Finds the caller's job for a path id, applying the not-found faults.
+fn lookup(
+    app: &App,
+    store: &Store,
+    caller: &Caller,
+    raw_id: Option<&str>,
+) -> Result<String, ApiError> {
+    // An undecodable path segment is treated as a malformed id.
+    let id = raw_id.unwrap_or("\u{fffd}");
+    if app.has(Fault::MalformedId500) && is_malformed(id) {
+        return Err(ApiError::internal("Unexpected error while reading the job"));
+    }
+    let Some(job) = store.jobs.get(id) else {
+        return Err(not_found(app));
+    };
+    if job.tenant != caller.tenant {
+        if app.has(Fault::CrossTenant403) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This job belongs to another account",
+            ));
+        }
+        if !app.has(Fault::CrossTenantLeak) {
+            return Err(not_found(app));
+        }
+    }
+    Ok(job.id.clone())
+}
+
+fn not_found(app: &App) -> ApiError {
+    if app.has(Fault::NotFound500) {
+        ApiError::internal("Unexpected error while reading the job")
+    } else if app.has(Fault::NotFoundPlain) {
+        ApiError::plain(StatusCode::NOT_FOUND, json!({ "detail": "Job not found" }))
+    } else {
+        ApiError::job_not_found()
+    }
+}
+
+fn is_malformed(id: &str) -> bool {
+    id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// The job object; the rendering faults apply wherever a job is shown.
+fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
+    let completed = snap.status == Status::Completed;
+    let failed = snap.status == Status::Failed;
+    let output_url =
+        (completed && !app.has(Fault::CompletedWithoutOutput)).then(|| output_url(origin, job));
+    let error = (failed && !app.has(Fault::FailedWithoutError)).then_some(FAILURE_MESSAGE);
+    let progress = if app.has(Fault::JobProgressAsString) {
+        json!(snap.progress.to_string())
+    } else {
+        json!(snap.progress)
+    };
+    let created_at = if app.has(Fault::JobBadCreatedAt) {
+        time::european(job.created_at)
+    } else {
+        time::rfc3339(job.created_at)
+    };
+    json!({
+        "id": job.id,
+        "status": snap.status.name(),
+        "progress": progress,
+        "output_url": output_url,
+        "error": error,
+        "created_at": created_at,
+        "duration_seconds": snap.duration_seconds,
+        "billing_status": if job.charged { "charged" } else { "pending" },
+        "model": job.model.name(),
+        "output_format": job.output_format.name(),
+        "video_url": job.video_url,
+        "webhook_url": job.webhook_url,
+    })
+}
+
+fn output_url(origin: &str, job: &Job) -> String {
+    format!(
+        "{origin}/files/{}.{}",
+        job.id,
+        job.output_format.extension()
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Usage
+
+/// `GET /v1/usage/summary?days=1..90`: charges per UTC day, oldest day first.
+pub(crate) async fn usage_summary(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let days = int_param(&query(&uri), "days", 30, 1, 90)?;
+    let now = SystemTime::now();
+    let dates: Vec<String> = (0..days)
+        .rev()
+        .map(|back| {
+            time::date(
+                now.checked_sub(Duration::from_secs(back * 86_400))
+                    .unwrap_or(now),
+            )
+        })
+        .collect();
+    let store = app.lock();
+    let mut per_day: HashMap<String, (u64, u64)> = HashMap::new();
+    for event in store.events.iter().filter(|e| e.tenant == caller.tenant) {
+        let day = per_day.entry(time::date(event.created_at)).or_default();
+        day.0 += event.credits;
+        day.1 += 1;
+    }
+    let daily: Vec<Value> = dates
+        .iter()
+        .map(|d| {
+            let (credits, jobs) = per_day.get(d).copied().unwrap_or_default();
+            json!({ "date": d, "credits_used": credits, "jobs": jobs })
+        })
+        .collect();
+    let (credits, jobs) = dates
+        .iter()
+        .filter_map(|d| per_day.get(d))
+        .fold((0, 0), |acc, (c, j)| (acc.0 + c, acc.1 + j));
+    Ok(Json(json!({
+        "days": days,
+        "total_credits_used": credits,
+        "total_jobs": jobs,
+        "credits_remaining": store.credits_of(caller.tenant),
+        "daily": daily,
+    })))
+}
+
+/// `GET /v1/usage/events?limit=1..100`: the caller's charges, newest first.
+pub(crate) async fn usage_events(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let limit = int_param(&query(&uri), "limit", 20, 1, 100)?;
+    let store = app.lock();
+    let events: Vec<Value> = store
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e.tenant == caller.tenant)
+        .take(limit as usize)
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "job_id": e.job_id,
+                "type": "charge",
+                "credits": e.credits,
+                "created_at": time::rfc3339(e.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "events": events, "limit": limit })))
+}
+
+// ---------------------------------------------------------------------------
+// Uploads
+
+/// `POST /v1/uploads`: multipart field `file`, a video of at most 500 MB.
+/// The bytes are counted as they stream in and then dropped.
+pub(crate) async fn upload(
+    headers: HeaderMap,
+    uri: Uri,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD) {
+        return Err(too_large());
+    }
+    let mut multipart = multipart
+        .map_err(|e| ApiError::invalid(format!("expected a multipart/form-data body: {e}")))?;
+    let mut uploaded = None;
+    loop {
+        let field = multipart.next_field().await.map_err(malformed_multipart)?;
+        let Some(mut field) = field else { break };
+        if field.name() != Some("file") {
+            continue; // skipped; multer discards the rest of the part
+        }
+        let content_type = field
+            .content_type()
+            .map(|ct| {
+                ct.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        if !UPLOAD_TYPES.contains(&content_type.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "unsupported file type {content_type:?}; accepted: {}",
+                names(UPLOAD_TYPES)
+            )));
+        }
+        let filename = field.file_name().unwrap_or("upload").to_owned();
+        let mut size: u64 = 0;
+        while let Some(chunk) = field.chunk().await.map_err(malformed_multipart)? {
+            size += chunk.len() as u64;
+            if size > MAX_UPLOAD_BYTES {
+                return Err(too_large());
+            }
+        }
+        uploaded = Some((filename, size));
+        break;
+    }
+    let Some((filename, size)) = uploaded else {
+        return Err(ApiError::invalid("multipart field `file` is required"));
+    };
+    let video_id = format!("vid_{}", random_alphanumeric(20));
+    let video_url = format!("{}/uploads/{video_id}", origin(&headers, &uri));
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "success": true,
+            "video_id": video_id,
+            "video_url": video_url,
+            "filename": filename,
+            "size": size,
+        })),
+    )
+        .into_response())
+}
+
+fn too_large() -> ApiError {
+    ApiError::invalid("file is larger than 500 MB")
+}
+
+fn malformed_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::invalid(format!("malformed multipart body: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Public routes (no key)
+
+/// `GET /health`.
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({
+        "status": "healthy",
+        "checks": { "api": "ok", "runpod_configured": true, "r2_configured": true },
+    }))
+}
+
+/// `GET /api/pricing`.
+pub(crate) async fn pricing() -> Json<Value> {
+    let per_minute: Map<String, Value> = Model::ALL
+        .into_iter()
+        .map(|m| (m.name().to_owned(), json!(m.credits_per_minute())))
+        .collect();
+    Json(json!({
+        "model_pricing_credits_per_minute": per_minute,
+        "packages": [
+            { "id": "starter", "credits": 1_000, "price_usd": 10.0 },
+            { "id": "growth", "credits": 5_000, "price_usd": 45.0 },
+            { "id": "scale", "credits": 20_000, "price_usd": 160.0 },
+        ],
+    }))
+}
+
+/// `GET /api/download/{job_id}`: any tenant's job, by id alone.
+pub(crate) async fn download(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let id = path
+        .map(|Path(id)| id)
+        .map_err(|_| ApiError::job_not_found())?;
+    let store = app.lock();
+    let job = store.jobs.get(&id).ok_or_else(ApiError::job_not_found)?;
+    if app.snapshot(job).status != Status::Completed {
+        return Err(ApiError::invalid("Job not completed"));
+    }
+    Ok(Json(json!({
+        "success": true,
+        "download_url": output_url(&origin(&headers, &uri), job),
+        "output_format": job.output_format.name(),
+    })))
+}
+
+/// `GET|HEAD /files/{job_id}.{ext}`: a few bytes standing in for the output.
+pub(crate) async fn file(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "File not found");
+    let name = path.map(|Path(n)| n).map_err(|_| missing())?;
+    let (id, ext) = name.rsplit_once('.').ok_or_else(missing)?;
+    let store = app.lock();
+    let job = store.jobs.get(id).ok_or_else(missing)?;
+    if job.output_format.extension() != ext || app.snapshot(job).status != Status::Completed {
+        return Err(missing());
+    }
+    let format = job.output_format;
+    let mut res = (
+        [(header::CONTENT_TYPE, format.content_type())],
+        format.sample_bytes(),
+    )
+        .into_response();
+    res.extensions_mut().insert(LogJobId(job.id.clone()));
+    Ok(res)
+}
+
+// ---------------------------------------------------------------------------
+// Fallbacks
+
+/// Unknown routes: 404 with the envelope. A path under `/v1/jobs/` that no
+/// route matched (e.g. an id containing `/`) is an unknown job.
+pub(crate) async fn fallback(method: Method, uri: Uri) -> ApiError {
+    if uri.path().starts_with("/v1/jobs/") {
+        return ApiError::job_not_found();
+    }
+    let path: String = uri.path().chars().take(200).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("No route for {method} {path}"),
+    )
+}
+
+/// A known path with the wrong method: 405 with the envelope.
+pub(crate) async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("Method {method} is not allowed on this path"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// `http://{Host}`: the origin the client used, for absolute URLs.
+fn origin(headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("http://{host}")
+}
+
+/// Query parameters; a repeated name keeps its last value.
+fn query(uri: &Uri) -> HashMap<String, String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// An integer query parameter within `min..=max`, else 400 `invalid_request`.
+fn int_param(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    let Some(raw) = params.get(name) else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| {
+            if max == u64::MAX {
+                ApiError::invalid(format!("{name} must be an integer of at least {min}"))
+            } else {
+                ApiError::invalid(format!("{name} must be an integer from {min} to {max}"))
+            }
+        })
+}
+
+/// Parses a JSON object body; an empty body is `{}` when `empty_ok`.
+fn json_object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return if empty_ok {
+            Ok(Map::new())
+        } else {
+            Err(ApiError::invalid(
+                "request body must be a JSON object with video_url",
+            ))
+        };
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!(
+            "request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn parse_model(v: &Value) -> Result<Model, ApiError> {
+    v.as_str().and_then(Model::parse).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "model must be one of: {}",
+            names(Model::ALL.map(Model::name))
+        ))
+    })
+}
+
+fn insufficient_credits(cost: u64, credits: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient_credits",
+        format!("Insufficient credits: this job costs {cost}, {credits} left"),
+    )
+}
+
+/// An unreadable or oversized body, with the status axum chose (400/413/...).
+fn body_rejected(rejection: &BytesRejection) -> ApiError {
+    ApiError::new(
+        rejection.status(),
+        "invalid_request",
+        format!("could not read the request body: {}", rejection.body_text()),
+    )
+}
+
+fn names<const N: usize>(items: [&str; N]) -> String {
+    items.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_ids() {
+        assert!(!is_malformed("job_abcDEF123-x"));
+        assert!(is_malformed(&"a".repeat(65)));
+        assert!(is_malformed("job/../x"));
+        assert!(is_malformed("job é"));
+    }
+
+    #[test]
+    fn int_params_are_bounded() {
+        let mut p = HashMap::new();
+        assert_eq!(int_param(&p, "limit", 20, 1, 100), Ok(20));
+        p.insert("limit".into(), "1000".into());
+        assert!(int_param(&p, "limit", 20, 1, 100).is_err());
+        p.insert("limit".into(), "-1".into());
+        assert!(int_param(&p, "limit", 20, 1, 100).is_err());
+        p.insert("limit".into(), "7".into());
+        assert_eq!(int_param(&p, "limit", 20, 1, 100), Ok(7));
+    }
+}

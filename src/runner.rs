@@ -1,0 +1,163 @@
+//! The runner ([`Plan`]): turns a suite into checks, runs each one into a [`CheckRecord`],
+//! and hands them to libtest-mimic as trials so the console reads like `cargo test`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use libtest_mimic::{Completion, Failed, Trial};
+use tokio::runtime::Handle;
+
+use crate::checks::{self, Check, Needs};
+use crate::context::{Abort, CheckContext, RunContext};
+use crate::error::AppError;
+use crate::record::{CheckRecord, Level, Outcome};
+
+/// One check of the plan.
+pub struct PlannedCheck {
+    pub name: String,
+    pub area: String,
+    pub level: Level,
+    pub kind: String,
+    pub check: Box<dyn Check>,
+}
+
+/// Every check of a suite, ready to run against one target.
+pub struct Plan {
+    pub context: RunContext,
+    pub checks: Vec<PlannedCheck>,
+}
+
+impl Plan {
+    /// Build every check the suite declares; the first bad declaration is the error.
+    pub fn new(context: RunContext) -> Result<Plan, AppError> {
+        let suite = &context.suite;
+        let mut checks = Vec::new();
+        for decl in &suite.checks {
+            checks.push(PlannedCheck {
+                name: decl.name.clone(),
+                area: decl.area().to_string(),
+                level: decl.level,
+                kind: decl.kind.clone(),
+                check: checks::build(decl, suite)?,
+            });
+        }
+        Ok(Plan { context, checks })
+    }
+
+    /// Run check `index`, record its outcome and return it. Never panics: a panicking check
+    /// is reported as errored and the others go on.
+    pub async fn execute(self: &Arc<Self>, index: usize) -> CheckRecord {
+        let started = Instant::now();
+        let plan = Arc::clone(self);
+        let result = tokio::spawn(async move { plan.evaluate(index).await })
+            .await
+            .unwrap_or_else(|join_error| {
+                Err(Abort::Errored(format!(
+                    "the check panicked: {}",
+                    panic_message(join_error)
+                )))
+            });
+        let planned = &self.checks[index];
+        let secrets = self.context.client.secrets();
+        let (outcome, message) = match result {
+            Ok(findings) if findings.is_empty() => (Outcome::Passed, String::new()),
+            Ok(findings) => {
+                let outcome = match (planned.level, self.context.options.strict) {
+                    (Level::Should, false) => Outcome::Warned,
+                    _ => Outcome::Failed,
+                };
+                (outcome, findings.join("\n"))
+            }
+            Err(Abort::Ignored(reason)) => (Outcome::Ignored, reason),
+            Err(Abort::Errored(reason)) => (Outcome::Errored, reason),
+        };
+        let record = CheckRecord {
+            name: planned.name.clone(),
+            area: planned.area.clone(),
+            level: planned.level,
+            outcome,
+            message: secrets.mask(&message),
+            duration: started.elapsed(),
+            exchanges: self
+                .context
+                .record
+                .exchanges_of(&planned.name)
+                .iter()
+                .map(|e| e.id)
+                .collect(),
+        };
+        self.context.record.add_check(record.clone());
+        record
+    }
+
+    /// Check what the check needs, then run it.
+    async fn evaluate(&self, index: usize) -> Result<checks::Findings, Abort> {
+        let planned = &self.checks[index];
+        let needs = planned.check.needs();
+        if let Some(reason) = self.unmet(needs) {
+            return Err(Abort::Ignored(reason));
+        }
+        let job_id = if needs.job {
+            Some(self.context.job().await?)
+        } else {
+            None
+        };
+        let cx = CheckContext {
+            name: &planned.name,
+            run: &self.context,
+            job_id,
+        };
+        planned.check.run(&cx).await
+    }
+
+    /// Why a check with `needs` cannot run here, if it cannot.
+    fn unmet(&self, needs: Needs) -> Option<String> {
+        let options = &self.context.options;
+        if needs.writes && !options.allow_writes {
+            return Some("sends requests with side effects (creates jobs or spends credits): pass --allow-writes".into());
+        }
+        if needs.second_key && !self.context.client.has_second_key() {
+            return Some("needs a second tenant's key: pass --second-key".into());
+        }
+        if needs.logs && options.logs.is_none() {
+            return Some("needs a log source: pass --logs PATH".into());
+        }
+        if needs.job && options.job_id.is_none() && !options.allow_writes {
+            return Some("needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into());
+        }
+        None
+    }
+
+    /// One libtest trial per check, each blocking on `runtime` (libtest runs trials on its own
+    /// threads, where no tokio runtime is current).
+    pub fn trials(self: &Arc<Self>, runtime: &Handle) -> Vec<Trial> {
+        (0..self.checks.len())
+            .map(|index| {
+                let plan = Arc::clone(self);
+                let runtime = runtime.clone();
+                let planned = &self.checks[index];
+                Trial::ignorable_test(planned.name.clone(), move || {
+                    let record = runtime.block_on(plan.execute(index));
+                    match record.outcome {
+                        Outcome::Passed | Outcome::Warned => Ok(Completion::Completed),
+                        Outcome::Ignored => Ok(Completion::ignored_with(record.message)),
+                        Outcome::Failed => Err(Failed::from(record.message)),
+                        Outcome::Errored => Err(Failed::from(format!("error: {}", record.message))),
+                    }
+                })
+                .with_kind(planned.level.to_string())
+            })
+            .collect()
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(error) => error.to_string(),
+    }
+}

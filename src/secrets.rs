@@ -1,0 +1,67 @@
+//! Secrets that must never be shown: the API keys given on the command line.
+//!
+//! Every piece of text that leaves the harness (failure messages, recorded exchanges, logs)
+//! passes through [`Secrets::mask`], which replaces each key with a shell variable name, so a
+//! copied curl line still works once the variable is set.
+
+/// The registered secrets and the placeholder each is shown as.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    entries: Vec<(String, &'static str)>,
+}
+
+impl Secrets {
+    /// Register `secret` to be shown as `placeholder` (for example `$API_KEY`).
+    /// Empty secrets are ignored: masking "" would mangle every string.
+    pub fn register(&mut self, secret: &str, placeholder: &'static str) {
+        if secret.is_empty() || self.entries.iter().any(|(s, _)| s == secret) {
+            return;
+        }
+        self.entries.push((secret.to_string(), placeholder));
+        // Longest first, so a key that contains another key is masked whole.
+        self.entries
+            .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+    }
+
+    /// `text` with every registered secret replaced by its placeholder.
+    pub fn mask(&self, text: &str) -> String {
+        let mut masked = text.to_string();
+        for (secret, placeholder) in &self.entries {
+            if masked.contains(secret.as_str()) {
+                masked = masked.replace(secret.as_str(), placeholder);
+            }
+        }
+        masked
+    }
+
+    /// True when `bytes` contain any registered secret.
+    pub fn found_in(&self, bytes: &[u8]) -> bool {
+        self.entries
+            .iter()
+            .any(|(secret, _)| contains_bytes(bytes, secret.as_bytes()))
+    }
+}
+
+/// True when `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_every_occurrence_and_longest_first() {
+        let mut secrets = Secrets::default();
+        secrets.register("abc", "$SECOND_API_KEY");
+        secrets.register("abcdef", "$API_KEY");
+        secrets.register("", "$EMPTY");
+        assert_eq!(
+            secrets.mask("k=abcdef, k2=abc, abcdef"),
+            "k=$API_KEY, k2=$SECOND_API_KEY, $API_KEY"
+        );
+        assert!(secrets.found_in(b"xxabcxx"));
+        assert!(!secrets.found_in(b"xxabxx"));
+    }
+}

@@ -1,0 +1,776 @@
+//! The suite file ([`Suite`]): which checks run, with which paths, headers, schemas and levels.
+//!
+//! A suite is TOML. Everything vendor-specific lives here, not in Rust: another vendor with
+//! other paths, header names or error shapes is reached with another suite file and schemas.
+//! The default suite and its schemas are built into the binary (see [`BUNDLED_SUITE`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{config_error, AppError};
+use crate::record::Level;
+
+/// The default suite, built in so an installed binary works from any directory.
+pub const BUNDLED_SUITE: &str = include_str!("../suites/default.toml");
+/// Where the bundled suite lives in the source tree; its schema paths are relative to it.
+pub const BUNDLED_SUITE_PATH: &str = "suites/default.toml";
+/// The bundled schemas, by their path relative to the bundled suite.
+pub const BUNDLED_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "../schemas/job.schema.json",
+        include_str!("../schemas/job.schema.json"),
+    ),
+    (
+        "../schemas/job-list.schema.json",
+        include_str!("../schemas/job-list.schema.json"),
+    ),
+    (
+        "../schemas/create-reply.schema.json",
+        include_str!("../schemas/create-reply.schema.json"),
+    ),
+    (
+        "../schemas/start-reply.schema.json",
+        include_str!("../schemas/start-reply.schema.json"),
+    ),
+    (
+        "../schemas/error.schema.json",
+        include_str!("../schemas/error.schema.json"),
+    ),
+];
+
+/// Placeholders a path template may use; anything else in braces is a configuration error.
+pub const PLACEHOLDERS: &[&str] = &["job_id", "unknown_job_id", "malformed_id"];
+
+/// Where a suite came from, for messages and for resolving its schema paths.
+#[derive(Clone, Debug)]
+pub enum SuiteSource {
+    Bundled,
+    File(PathBuf),
+}
+
+impl SuiteSource {
+    /// How the suite is named in messages.
+    pub fn display(&self) -> String {
+        match self {
+            SuiteSource::Bundled => format!("{BUNDLED_SUITE_PATH} (bundled)"),
+            SuiteSource::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Read a file named relative to the suite (a schema).
+    pub fn read_relative(&self, relative: &str) -> Result<String, AppError> {
+        match self {
+            SuiteSource::Bundled => BUNDLED_SCHEMAS
+                .iter()
+                .find(|(path, _)| *path == relative)
+                .map(|(_, text)| text.to_string())
+                .ok_or_else(|| {
+                    config_error(format!(
+                        "{}: no bundled schema at {relative}",
+                        self.display()
+                    ))
+                }),
+            SuiteSource::File(suite_path) => {
+                let dir = suite_path.parent().unwrap_or(Path::new("."));
+                let path = dir.join(relative);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    config_error(format!(
+                        "{}: cannot read schema {}: {e}",
+                        self.display(),
+                        path.display()
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// A loaded suite: settings shared by all checks, schema files, and check declarations.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    pub name: String,
+    pub description: String,
+    pub source: SuiteSource,
+    pub settings: Settings,
+    /// Schema name to path relative to the suite file.
+    pub schemas: BTreeMap<String, String>,
+    pub checks: Vec<CheckDecl>,
+}
+
+/// One `[[check]]` table: its common fields, and the kind's own parameters still as TOML.
+#[derive(Clone, Debug)]
+pub struct CheckDecl {
+    pub name: String,
+    pub level: Level,
+    pub kind: String,
+    pub params: toml::Table,
+    /// Where the table starts in the suite file, for messages.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl CheckDecl {
+    /// The part of the name before `::` (for example `auth`).
+    pub fn area(&self) -> &str {
+        self.name.split("::").next().unwrap_or(&self.name)
+    }
+}
+
+/// Settings shared by all checks. Every default is the reading of CONTRACT.md.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub target: TargetSettings,
+    pub auth: AuthSettings,
+    pub request_id: RequestIdSettings,
+    pub errors: ErrorSettings,
+    pub jobs: JobSettings,
+}
+
+/// How to talk to the target at all.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetSettings {
+    /// Requested (without a key) before any check, to tell "unreachable" from "failing".
+    pub probe_path: String,
+    /// Client pacing for every check but the burst. Keep under the target's rate limit.
+    pub requests_per_second: f64,
+    pub timeout_seconds: f64,
+    pub connect_timeout_seconds: f64,
+    /// Response bodies are read up to this many bytes.
+    pub max_body_bytes: usize,
+    /// How long the harness will wait on a Retry-After before calling it a finding.
+    pub max_retry_after_seconds: u64,
+    /// How many times a request that got an unexpected 429 is retried after backing off.
+    pub max_rate_limit_retries: u32,
+}
+
+impl Default for TargetSettings {
+    fn default() -> Self {
+        TargetSettings {
+            probe_path: "/health".into(),
+            requests_per_second: 5.0,
+            timeout_seconds: 30.0,
+            connect_timeout_seconds: 10.0,
+            max_body_bytes: 1024 * 1024,
+            max_retry_after_seconds: 60,
+            max_rate_limit_retries: 4,
+        }
+    }
+}
+
+/// How the key is sent.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub header: String,
+    /// Put before the key in the header value, for example `"Bearer "`.
+    pub prefix: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            header: "X-Api-Key".into(),
+            prefix: String::new(),
+        }
+    }
+}
+
+/// Where responses carry their request id.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestIdSettings {
+    /// Response headers that may carry the id, in order of preference.
+    pub headers: Vec<String>,
+    /// JSON pointer to the id in an error body.
+    pub body_pointer: String,
+}
+
+impl Default for RequestIdSettings {
+    fn default() -> Self {
+        RequestIdSettings {
+            headers: [
+                "X-Request-Id",
+                "Request-Id",
+                "X-Correlation-Id",
+                "traceparent",
+            ]
+            .map(String::from)
+            .to_vec(),
+            body_pointer: "/error/request_id".into(),
+        }
+    }
+}
+
+/// The shape of error replies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorSettings {
+    /// Name (in `[schemas]`) of the schema every non-2xx body must match.
+    pub schema: String,
+    /// JSON pointer to the error code in an error body.
+    pub code_pointer: String,
+}
+
+impl Default for ErrorSettings {
+    fn default() -> Self {
+        ErrorSettings {
+            schema: "error".into(),
+            code_pointer: "/error/code".into(),
+        }
+    }
+}
+
+/// The job model: how jobs are created and read, and how their fields are named.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    pub create_path: String,
+    pub read_path: String,
+    /// The body of `POST create_path` used when the harness needs a job of its own.
+    pub create_body: serde_json::Value,
+    /// JSON pointer to the new job's id in the create reply.
+    pub created_id_pointer: String,
+    pub id_pointer: String,
+    pub status_pointer: String,
+    pub progress_pointer: String,
+    pub output_pointer: String,
+    pub error_pointer: String,
+    pub pending_states: Vec<String>,
+    pub processing_states: Vec<String>,
+    pub completed_states: Vec<String>,
+    pub failed_states: Vec<String>,
+    /// How often a job is polled (the contract says every 2 to 5 seconds).
+    pub poll_interval_seconds: f64,
+    /// How long a job may take to reach a terminal state.
+    pub deadline_seconds: f64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            create_path: "/v1/jobs".into(),
+            read_path: "/v1/jobs/{job_id}".into(),
+            create_body: serde_json::json!({ "video_url": "https://example.com/apiconform-sample.mp4" }),
+            created_id_pointer: "/id".into(),
+            id_pointer: "/id".into(),
+            status_pointer: "/status".into(),
+            progress_pointer: "/progress".into(),
+            output_pointer: "/output_url".into(),
+            error_pointer: "/error".into(),
+            pending_states: vec!["pending".into(), "created".into()],
+            processing_states: vec!["processing".into()],
+            completed_states: vec!["completed".into()],
+            failed_states: vec!["failed".into()],
+            poll_interval_seconds: 2.0,
+            deadline_seconds: 300.0,
+        }
+    }
+}
+
+impl JobSettings {
+    /// True for a state no job ever leaves.
+    pub fn is_terminal(&self, status: &str) -> bool {
+        self.completed_states
+            .iter()
+            .chain(&self.failed_states)
+            .any(|s| s == status)
+    }
+
+    /// Every state the suite knows.
+    pub fn known_states(&self) -> impl Iterator<Item = &String> {
+        self.pending_states
+            .iter()
+            .chain(&self.processing_states)
+            .chain(&self.completed_states)
+            .chain(&self.failed_states)
+    }
+}
+
+/// Which credential a request carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// The key under test (`--key`).
+    #[default]
+    Valid,
+    /// The second tenant's key (`--second-key`).
+    Second,
+    /// No auth header at all.
+    Missing,
+    /// A well-formed key the server cannot know.
+    Invalid,
+}
+
+/// A request a check sends, as written in the suite.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: PathTemplate,
+    #[serde(default)]
+    pub credential: Credential,
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+impl RequestSpec {
+    /// A GET with the valid key.
+    pub fn get(path: &str) -> RequestSpec {
+        RequestSpec {
+            method: "GET".into(),
+            path: PathTemplate(path.into()),
+            credential: Credential::Valid,
+            body: None,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// True for methods with side effects (they need `--allow-writes`).
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self.method.to_ascii_uppercase().as_str(),
+            "GET" | "HEAD" | "OPTIONS"
+        )
+    }
+
+    /// How the request is described in messages, without secrets.
+    pub fn describe(&self) -> String {
+        let credential = match self.credential {
+            Credential::Valid => "",
+            Credential::Second => " with the second tenant's key",
+            Credential::Missing => " without a key",
+            Credential::Invalid => " with an invalid key",
+        };
+        format!("{} {}{credential}", self.method, self.path.0)
+    }
+}
+
+/// A path with `{placeholder}`s, checked against [`PLACEHOLDERS`] when the suite is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathTemplate(pub String);
+
+impl PathTemplate {
+    /// The placeholders used, in order.
+    pub fn placeholders(&self) -> Vec<&str> {
+        let mut found = Vec::new();
+        let mut rest = self.0.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            found.push(&rest[open + 1..open + close]);
+            rest = &rest[open + close + 1..];
+        }
+        found
+    }
+
+    pub fn uses(&self, placeholder: &str) -> bool {
+        self.placeholders().contains(&placeholder)
+    }
+
+    /// The path with each placeholder replaced; `value` is percent-encoded as a path segment.
+    pub fn fill(&self, placeholder: &str, value: &str) -> PathTemplate {
+        PathTemplate(
+            self.0
+                .replace(&format!("{{{placeholder}}}"), &encode_segment(value)),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for PathTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let template = PathTemplate(text);
+        if !template.0.starts_with('/') {
+            return Err(serde::de::Error::custom(format!(
+                "path `{}` must start with `/`",
+                template.0
+            )));
+        }
+        if let Some(unknown) = template
+            .placeholders()
+            .into_iter()
+            .find(|p| !PLACEHOLDERS.contains(p))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "path `{}` uses unknown placeholder `{{{unknown}}}` (known: {})",
+                template.0,
+                PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(template)
+    }
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters, so any id stays one segment.
+pub fn encode_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Expected status codes: exact codes and classes, written `[401]`, `"2xx"` or `[400, 404]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSet(Vec<StatusMatch>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StatusMatch {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusSet {
+    pub fn success() -> StatusSet {
+        StatusSet(vec![StatusMatch::Class(2)])
+    }
+
+    pub fn exactly(codes: &[u16]) -> StatusSet {
+        StatusSet(codes.iter().map(|c| StatusMatch::Exact(*c)).collect())
+    }
+
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|m| match m {
+            StatusMatch::Exact(code) => *code == status,
+            StatusMatch::Class(class) => status / 100 == *class,
+        })
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|m| match m {
+                StatusMatch::Exact(code) => code.to_string(),
+                StatusMatch::Class(class) => format!("{class}xx"),
+            })
+            .collect();
+        f.write_str(&parts.join(" or "))
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum One {
+            Code(u16),
+            Text(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            Many(Vec<One>),
+            One(One),
+        }
+        let items = match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::Many(items) => items,
+            OneOrMany::One(item) => vec![item],
+        };
+        let mut set = Vec::new();
+        for item in items {
+            set.push(match item {
+                One::Code(code) if (100..=599).contains(&code) => StatusMatch::Exact(code),
+                One::Text(text) if text.len() == 3 && text[1..].eq_ignore_ascii_case("xx") => {
+                    match text[..1].parse::<u16>() {
+                        Ok(class) if (1..=5).contains(&class) => StatusMatch::Class(class),
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "`{text}` is not a status class like \"2xx\""
+                            )))
+                        }
+                    }
+                }
+                One::Text(text) => match text.parse::<u16>() {
+                    Ok(code) if (100..=599).contains(&code) => StatusMatch::Exact(code),
+                    _ => {
+                        return Err(serde::de::Error::custom(format!(
+                            "`{text}` is not a status code or class like \"2xx\""
+                        )))
+                    }
+                },
+                One::Code(code) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "{code} is not an HTTP status code"
+                    )))
+                }
+            });
+        }
+        if set.is_empty() {
+            return Err(serde::de::Error::custom(
+                "expected at least one status code",
+            ));
+        }
+        Ok(StatusSet(set))
+    }
+}
+
+/// The file as written, before the checks are taken apart.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSuite {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    target: TargetSettings,
+    #[serde(default)]
+    auth: AuthSettings,
+    #[serde(default)]
+    request_id: RequestIdSettings,
+    #[serde(default)]
+    errors: ErrorSettings,
+    #[serde(default)]
+    jobs: JobSettings,
+    #[serde(default)]
+    schemas: BTreeMap<String, String>,
+    #[serde(default, rename = "check")]
+    checks: Vec<toml::Spanned<toml::Table>>,
+}
+
+impl Suite {
+    /// Load a suite file from disk, or the bundled one when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Suite, AppError> {
+        match path {
+            None => Suite::parse(BUNDLED_SUITE, SuiteSource::Bundled),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    config_error(format!("cannot read suite {}: {e}", path.display()))
+                })?;
+                Suite::parse(&text, SuiteSource::File(path.to_path_buf()))
+            }
+        }
+    }
+
+    /// Parse suite text. Errors name the file, line and column.
+    pub fn parse(text: &str, source: SuiteSource) -> Result<Suite, AppError> {
+        let at = |offset: usize, message: &str| {
+            let (line, column) = line_column(text, offset);
+            config_error(format!("{}:{line}:{column}: {message}", source.display()))
+        };
+        let raw: RawSuite = toml::from_str(text)
+            .map_err(|e| at(e.span().map(|s| s.start).unwrap_or(0), e.message().trim()))?;
+        let mut checks = Vec::new();
+        for spanned in raw.checks {
+            let offset = spanned.span().start;
+            let mut table = spanned.into_inner();
+            let mut take_string = |field: &str| -> Result<Option<String>, AppError> {
+                match table.remove(field) {
+                    None => Ok(None),
+                    Some(toml::Value::String(s)) => Ok(Some(s)),
+                    Some(other) => Err(at(
+                        offset,
+                        &format!(
+                            "check field `{field}` must be a string, found {}",
+                            other.type_str()
+                        ),
+                    )),
+                }
+            };
+            let name = take_string("name")?.ok_or_else(|| at(offset, "check without a `name`"))?;
+            let kind = take_string("kind")?
+                .ok_or_else(|| at(offset, &format!("check `{name}` has no `kind`")))?;
+            let level = match take_string("level")?
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
+                None | Some("MUST") => Level::Must,
+                Some("SHOULD") => Level::Should,
+                Some(other) => {
+                    return Err(at(
+                        offset,
+                        &format!("check `{name}`: level must be MUST or SHOULD, not `{other}`"),
+                    ))
+                }
+            };
+            if !name.contains("::") || name.starts_with("::") || name.ends_with("::") {
+                return Err(at(
+                    offset,
+                    &format!("check name `{name}` must read `area::check`"),
+                ));
+            }
+            if checks.iter().any(|c: &CheckDecl| c.name == name) {
+                return Err(at(offset, &format!("check `{name}` is declared twice")));
+            }
+            let (line, column) = line_column(text, offset);
+            checks.push(CheckDecl {
+                name,
+                level,
+                kind,
+                params: table,
+                line,
+                column,
+            });
+        }
+        let settings = Settings {
+            target: raw.target,
+            auth: raw.auth,
+            request_id: raw.request_id,
+            errors: raw.errors,
+            jobs: raw.jobs,
+        };
+        validate_settings(&settings)
+            .map_err(|m| config_error(format!("{}: {m}", source.display())))?;
+        Ok(Suite {
+            name: raw.name,
+            description: raw.description,
+            source,
+            settings,
+            schemas: raw.schemas,
+            checks,
+        })
+    }
+
+    /// A message about check `decl`, located in the suite file.
+    pub fn located(&self, decl: &CheckDecl, message: &str) -> AppError {
+        config_error(format!(
+            "{}:{}:{}: check `{}`: {message}",
+            self.source.display(),
+            decl.line,
+            decl.column,
+            decl.name
+        ))
+    }
+}
+
+fn validate_settings(settings: &Settings) -> Result<(), String> {
+    let target = &settings.target;
+    if !(target.requests_per_second > 0.0 && target.requests_per_second.is_finite()) {
+        return Err("[target] requests_per_second must be a positive number".into());
+    }
+    for (name, value) in [
+        ("timeout_seconds", target.timeout_seconds),
+        ("connect_timeout_seconds", target.connect_timeout_seconds),
+        (
+            "[jobs] poll_interval_seconds",
+            settings.jobs.poll_interval_seconds,
+        ),
+        ("[jobs] deadline_seconds", settings.jobs.deadline_seconds),
+    ] {
+        if !(value > 0.0 && value.is_finite() && value < 1e7) {
+            return Err(format!("{name} must be a positive number of seconds"));
+        }
+    }
+    if settings.auth.header.trim().is_empty() {
+        return Err("[auth] header must name a header".into());
+    }
+    for pointer in [
+        &settings.request_id.body_pointer,
+        &settings.errors.code_pointer,
+        &settings.jobs.created_id_pointer,
+        &settings.jobs.id_pointer,
+        &settings.jobs.status_pointer,
+        &settings.jobs.progress_pointer,
+        &settings.jobs.output_pointer,
+        &settings.jobs.error_pointer,
+    ] {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return Err(format!(
+                "`{pointer}` is not a JSON pointer (it must start with `/`)"
+            ));
+        }
+    }
+    for path in [&settings.jobs.create_path, &settings.jobs.read_path] {
+        if !path.starts_with('/') {
+            return Err(format!("[jobs] path `{path}` must start with `/`"));
+        }
+    }
+    if !settings.jobs.read_path.contains("{job_id}") {
+        return Err("[jobs] read_path must contain {job_id}".into());
+    }
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Suite, String> {
+        Suite::parse(text, SuiteSource::File("s.toml".into())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bundled_suite_parses() {
+        let suite = Suite::load(None).unwrap();
+        assert!(suite.checks.len() >= 15);
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = parse("name = \"x\"\n\n[[check]]\nname = \"a::b\nkind = \"x\"\n").unwrap_err();
+        assert!(err.starts_with("s.toml:4:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_table_and_bad_level_are_errors() {
+        let err = parse("name = \"x\"\n[targett]\n").unwrap_err();
+        assert!(err.contains("targett"), "{err}");
+        let err =
+            parse("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"k\"\nlevel = \"MAY\"\n")
+                .unwrap_err();
+        assert!(err.contains("s.toml:2:1") && err.contains("MAY"), "{err}");
+    }
+
+    #[test]
+    fn path_templates_reject_unknown_placeholders() {
+        let spec: Result<RequestSpec, _> = toml::from_str("path = \"/v1/jobs/{jobid}\"");
+        assert!(spec
+            .unwrap_err()
+            .to_string()
+            .contains("unknown placeholder `{jobid}`"));
+        let spec: RequestSpec = toml::from_str("path = \"/v1/jobs/{job_id}\"").unwrap();
+        assert_eq!(spec.path.fill("job_id", "a b/c").0, "/v1/jobs/a%20b%2Fc");
+    }
+
+    #[test]
+    fn status_sets() {
+        #[derive(Deserialize)]
+        struct T {
+            s: StatusSet,
+        }
+        let t: T = toml::from_str("s = \"2xx\"").unwrap();
+        assert!(t.s.contains(201) && !t.s.contains(301));
+        let t: T = toml::from_str("s = [400, 404]").unwrap();
+        assert!(t.s.contains(404) && !t.s.contains(401));
+        assert_eq!(t.s.to_string(), "400 or 404");
+        assert!(toml::from_str::<T>("s = 999").is_err());
+        assert!(toml::from_str::<T>("s = \"7xx\"").is_err());
+    }
+}

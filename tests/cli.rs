@@ -1,0 +1,315 @@
+//! The binary as users run it: exit codes, one-line errors, the embedded run, and a run
+//! against a served reference server with a fault. Loopback only, every run bounded in time.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use apiconform::reference::Fault;
+
+/// Run the binary with `args`, killing it if it outlives `limit`.
+fn run_bin(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+        .env_remove("APICONFORM_API_KEY")
+        .env_remove("APICONFORM_SECOND_API_KEY")
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn apiconform");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("apiconform {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The libtest line of check `name`.
+fn check_line<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("test ") && l.contains(&format!(" {name} ")))
+        .unwrap_or_else(|| panic!("no line for {name} in:\n{stdout}"))
+}
+
+const QUICK: Duration = Duration::from_secs(30);
+
+fn write_suite(dir: &std::path::Path, body: &str) -> String {
+    let path = dir.join("suite.toml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn help_documents_flags_and_exit_codes() {
+    let out = run_bin(&["--help"], &[], QUICK);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for flag in [
+        "--base-url",
+        "--key",
+        "--key-file",
+        "--second-key",
+        "--suite",
+        "--job-id",
+        "--allow-writes",
+        "--strict",
+        "--logs",
+        "--exact",
+        "--skip",
+        "--list",
+        "--ignored",
+        "--include-ignored",
+        "--format",
+        "--test-threads",
+        "--quiet",
+        "101",
+        "APICONFORM_API_KEY",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    let serve = text(&run_bin(&["serve", "--help"], &[], QUICK).stdout);
+    for flag in ["--port", "--key", "--second-key", "--fault", "--log-file"] {
+        assert!(serve.contains(flag), "serve --help does not mention {flag}");
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = run_bin(&["--no-such-flag"], &[], QUICK);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--no-such-flag"));
+}
+
+#[test]
+fn malformed_suite_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "name = \"broken\"\n\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/x\" \n");
+    let out = run_bin(
+        &[
+            "--suite",
+            &suite,
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--key",
+            "k",
+        ],
+        &[],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("error: {suite}:6:")),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn bad_suite_contents_are_located_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, expected) in [
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"no_such_kind\"\n", "2:1: check `a::b`: unknown kind `no_such_kind`"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/{nope}\" }\n", "unknown placeholder `{nope}`"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { pth = \"/\" }\n", "unknown field `pth`"),
+        ("name = \"x\"\n[schemas]\nerror = \"missing.json\"\n", "cannot read schema"),
+        ("name = \"x\"\n[schemas]\nerror = \"s.json\"\n[[check]]\nname = \"a::b\"\nkind = \"response_schema\"\nrequest = { path = \"/\" }\nschema = \"job\"\n", "uses schema `job`"),
+    ] {
+        std::fs::write(dir.path().join("s.json"), "{\"type\": \"object\"}").unwrap();
+        let suite = write_suite(dir.path(), body);
+        let out = run_bin(&["--suite", &suite, "--base-url", "http://127.0.0.1:9", "--key", "k"], &[], QUICK);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {stderr}");
+        assert!(stderr.contains(expected), "{body}: expected `{expected}` in {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
+fn schema_that_does_not_compile_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.json"), "{\"type\": 12}").unwrap();
+    let suite = write_suite(dir.path(), "name = \"x\"\n[schemas]\nerror = \"e.json\"\n");
+    let out = run_bin(
+        &[
+            "--suite",
+            &suite,
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--key",
+            "k",
+        ],
+        &[],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("does not compile"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_url_and_missing_key_are_usage_errors() {
+    let out = run_bin(&["--base-url", "not a url", "--key", "k"], &[], QUICK);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not a URL"));
+    let out = run_bin(
+        &["--base-url", "ftp://example.com", "--key", "k"],
+        &[],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_bin(&["--base-url", "http://127.0.0.1:9"], &[], QUICK);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no API key"));
+    let out = run_bin(
+        &["--base-url", "http://127.0.0.1:9", "--key", " "],
+        &[],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unreachable_target_exits_3_and_says_so() {
+    // A port that was free a moment ago: connection refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run_bin(&["--base-url", &url, "--key", "secret-key-123"], &[], QUICK);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot reach {url}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret-key-123") && !text(&out.stdout).contains("secret-key-123"));
+}
+
+#[test]
+fn list_shows_checks_with_level_and_needs_without_a_target() {
+    let out = run_bin(&["--list"], &[], QUICK);
+    assert_eq!(out.status.code(), Some(0));
+    let list = text(&out.stdout);
+    assert!(list.lines().count() >= 15, "{list}");
+    assert!(
+        list.contains("auth::cross_tenant: test") && list.contains("needs a job, second key"),
+        "{list}"
+    );
+    let filtered = text(&run_bin(&["--list", "auth::"], &[], QUICK).stdout);
+    assert!(
+        filtered.lines().all(|l| l.starts_with("auth::")),
+        "{filtered}"
+    );
+}
+
+#[test]
+fn embedded_run_passes_every_check() {
+    let out = run_bin(&[], &[], Duration::from_secs(120));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("embedded reference server at http://127.0.0.1:"),
+        "{first}"
+    );
+    let ok = stdout
+        .lines()
+        .filter(|l| l.starts_with("test ") && l.ends_with(" ok"))
+        .count();
+    assert!(ok >= 15, "only {ok} checks passed:\n{stdout}");
+    assert!(
+        !stdout.contains("FAILED") && !stdout.contains("... ignored"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_fault_is_reported_as_a_failing_check_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config, _log) = support::start_server(&[Fault::EchoKey], dir.path()).await;
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", config.primary_key)).unwrap();
+    let args = [
+        "--base-url".to_string(),
+        server.base_url.clone(),
+        "--key-file".into(),
+        key_file.display().to_string(),
+        "--allow-writes".into(),
+        "--rate".into(),
+        "50".into(),
+        "-vv".into(),
+    ];
+    let second = config.second_key.clone().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bin(
+            &args,
+            &[("APICONFORM_SECOND_API_KEY", &second)],
+            Duration::from_secs(120),
+        )
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
+    assert!(
+        check_line(&stdout, "auth::key_not_echoed").ends_with("FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("came back in the header x-debug-api-key"),
+        "{stdout}"
+    );
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains(&config.primary_key),
+            "the key leaked:\n{output}"
+        );
+        assert!(
+            !output.contains(config.second_key.as_deref().unwrap()),
+            "the second key leaked:\n{output}"
+        );
+    }
+    assert!(
+        check_line(&stdout, "auth::cross_tenant").ends_with("ok"),
+        "{stdout}"
+    );
+    assert!(
+        check_line(&stdout, "observability::logs").contains("ignored (needs a log source"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,81 @@
+//! Helpers shared by the integration tests: run the default suite in-process against a
+//! reference server on an ephemeral loopback port.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiconform::client::{ClientConfig, HttpClient};
+use apiconform::context::{RunContext, RunOptions};
+use apiconform::record::{CheckRecord, RunRecord};
+use apiconform::reference::{Fault, RunningServer, ServerConfig};
+use apiconform::runner::Plan;
+use apiconform::schemas::SchemaSet;
+use apiconform::suite::Suite;
+
+/// A reference server with `faults`, fast jobs, and a log file in `dir`.
+pub async fn start_server(
+    faults: &[Fault],
+    dir: &std::path::Path,
+) -> (RunningServer, ServerConfig, PathBuf) {
+    let log = dir.join("server.log");
+    let config = ServerConfig {
+        faults: faults.iter().copied().collect(),
+        job_duration: Duration::from_millis(200),
+        log_file: Some(log.clone()),
+        ..ServerConfig::with_random_keys()
+    };
+    let server = RunningServer::start(config.clone(), ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("start the reference server on loopback");
+    (server, config, log)
+}
+
+/// Run every check of the bundled default suite against a reference server with `faults`,
+/// as the embedded run does (writes allowed, second key, log file); outcomes by check name.
+pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, config, log) = start_server(faults, dir.path()).await;
+    let suite = Suite::load(None).expect("bundled suite");
+    let schemas = SchemaSet::load(&suite).expect("bundled schemas");
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig {
+            base_url: server.base_url.clone(),
+            primary_key: Some(config.primary_key.clone()),
+            second_key: config.second_key.clone(),
+            requests_per_second: Some(30.0),
+            run_id: "test".into(),
+        },
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .expect("client");
+    let options = RunOptions {
+        allow_writes: true,
+        strict: false,
+        logs: Some(log),
+        job_id: None,
+        poll_interval: Some(Duration::from_millis(50)),
+    };
+    let plan = Arc::new(
+        Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),
+    );
+    // Two at a time, like libtest on this machine.
+    let mut outcomes = BTreeMap::new();
+    let indices: Vec<usize> = (0..plan.checks.len()).collect();
+    for pair in indices.chunks(2) {
+        let runs = pair.iter().map(|&i| {
+            let plan = Arc::clone(&plan);
+            async move { plan.execute(i).await }
+        });
+        for record in futures_util::future::join_all(runs).await {
+            outcomes.insert(record.name.clone(), record);
+        }
+    }
+    server.shutdown().await;
+    outcomes
+}
