@@ -70,6 +70,12 @@ struct RunArgs {
     /// Read the second tenant's key from a file.
     #[arg(long, value_name = "PATH", help_heading = "Target")]
     second_key_file: Option<PathBuf>,
+    /// API key of a tenant with no credits, for the 402 checks (also APICONFORM_BROKE_API_KEY).
+    #[arg(long, value_name = "KEY", help_heading = "Target")]
+    broke_key: Option<String>,
+    /// Read the no-credit tenant's key from a file.
+    #[arg(long, value_name = "PATH", help_heading = "Target")]
+    broke_key_file: Option<PathBuf>,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     suite: Option<PathBuf>,
@@ -223,6 +229,7 @@ struct Target {
     base_url: String,
     primary_key: String,
     second_key: Option<String>,
+    broke_key: Option<String>,
     embedded: Option<RunningServer>,
     embedded_log: Option<PathBuf>,
 }
@@ -244,6 +251,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         base_url: target.base_url.clone(),
         primary_key: Some(target.primary_key.clone()),
         second_key: target.second_key.clone(),
+        broke_key: target.broke_key.clone(),
         requests_per_second: args.rate.or(embedded.then_some(30.0)),
         run_id: format!("{:016x}", rand::random::<u64>()),
     };
@@ -270,7 +278,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
-             (fresh keys, writes allowed, second tenant, server log as log source)",
+             (fresh keys, writes allowed, second tenant, a tenant without credits, server log as log source)",
             server.base_url
         ),
         None => format!(
@@ -321,12 +329,19 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
         "APICONFORM_SECOND_API_KEY",
         "--second-key",
     )?;
+    let broke_key = read_key(
+        args.broke_key.clone(),
+        args.broke_key_file.as_ref(),
+        "APICONFORM_BROKE_API_KEY",
+        "--broke-key",
+    )?;
     let Some(base_url) = &args.base_url else {
         if args.list {
             return Ok(Target {
                 base_url: "http://127.0.0.1:0".into(),
                 primary_key: "unused".into(),
                 second_key: Some("unused-second".into()),
+                broke_key: Some("unused-broke".into()),
                 embedded: None,
                 embedded_log: Some(PathBuf::from("embedded-server.log")),
             });
@@ -340,7 +355,11 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
             log_file: Some(log.clone()),
             ..ServerConfig::with_random_keys()
         };
-        let (primary_key, second_key) = (config.primary_key.clone(), config.second_key.clone());
+        let (primary_key, second_key, broke_key) = (
+            config.primary_key.clone(),
+            config.second_key.clone(),
+            config.broke_key.clone(),
+        );
         let server = runtime
             .block_on(RunningServer::start(config, ([127, 0, 0, 1], 0).into()))
             .map_err(|e| {
@@ -350,6 +369,7 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
             base_url: server.base_url.clone(),
             primary_key,
             second_key,
+            broke_key,
             embedded: Some(server),
             embedded_log: Some(log),
         });
@@ -379,6 +399,7 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
         base_url: base_url.trim_end_matches('/').to_string(),
         primary_key,
         second_key,
+        broke_key,
         embedded: None,
         embedded_log: None,
     })

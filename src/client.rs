@@ -27,6 +27,8 @@ pub struct ClientConfig {
     pub base_url: String,
     pub primary_key: Option<String>,
     pub second_key: Option<String>,
+    /// A key whose tenant has no credits (`--broke-key`).
+    pub broke_key: Option<String>,
     /// Overrides the suite's pacing (`--rate`).
     pub requests_per_second: Option<f64>,
     /// A per-run id sent as `X-Apiconform-Run-Id`, so providers can find the test traffic.
@@ -193,6 +195,9 @@ impl HttpClient {
         if let Some(key) = &config.second_key {
             secrets.register(key, "$SECOND_API_KEY");
         }
+        if let Some(key) = &config.broke_key {
+            secrets.register(key, "$BROKE_API_KEY");
+        }
         let invalid_key = format!("apiconform-invalid-{:032x}", rand::random::<u128>());
         Ok(HttpClient {
             http,
@@ -209,12 +214,17 @@ impl HttpClient {
         &self.secrets
     }
 
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
     pub fn base_url(&self) -> &str {
         &self.config.base_url
     }
 
-    pub fn has_second_key(&self) -> bool {
-        self.config.second_key.is_some()
+    /// True when the run has a key for `credential` (always for the synthetic ones).
+    pub fn has_credential(&self, credential: Credential) -> bool {
+        credential == Credential::Missing || self.credential_value(credential).is_some()
     }
 
     /// The exact key value a credential puts on the wire (None for `Missing`).
@@ -222,6 +232,7 @@ impl HttpClient {
         match credential {
             Credential::Valid => self.config.primary_key.as_deref(),
             Credential::Second => self.config.second_key.as_deref(),
+            Credential::Broke => self.config.broke_key.as_deref(),
             Credential::Invalid => Some(&self.invalid_key),
             Credential::Missing => None,
         }
@@ -254,6 +265,7 @@ impl HttpClient {
                 response.request_line
             );
             tokio::time::sleep(wait).await;
+            self.record.add_wait(check, wait);
             retries += 1;
         }
     }

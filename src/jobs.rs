@@ -207,6 +207,7 @@ pub async fn create_and_wait(
             ));
         }
         tokio::time::sleep(poll_interval).await;
+        client.record().add_wait(recorder, poll_interval);
     }
 }
 

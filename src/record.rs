@@ -77,6 +77,10 @@ pub struct CheckRecord {
     pub duration: Duration,
     /// Ids of the exchanges this check made (see [`RunRecord::exchanges`]).
     pub exchanges: Vec<usize>,
+    /// It passed only after a transport error was retried.
+    pub flaky: bool,
+    /// Time spent waiting on the server's say-so (Retry-After, backoff, job polling).
+    pub waited: Duration,
 }
 
 /// Everything that happened in one run. Shared by all checks; append-only.
@@ -84,6 +88,8 @@ pub struct CheckRecord {
 pub struct RunRecord {
     exchanges: Mutex<Vec<Exchange>>,
     checks: Mutex<Vec<CheckRecord>>,
+    /// Waits by the check (or `run::...` step) that waited.
+    waits: Mutex<Vec<(String, Duration)>>,
 }
 
 impl RunRecord {
@@ -97,6 +103,20 @@ impl RunRecord {
 
     pub fn add_check(&self, check: CheckRecord) {
         lock(&self.checks).push(check);
+    }
+
+    /// Note that `check` waited `duration` on the server (a hint, a backoff, a poll interval).
+    pub fn add_wait(&self, check: &str, duration: Duration) {
+        lock(&self.waits).push((check.to_string(), duration));
+    }
+
+    /// Total waiting by `check`, or by the whole run when `None`.
+    pub fn waited(&self, check: Option<&str>) -> Duration {
+        lock(&self.waits)
+            .iter()
+            .filter(|(c, _)| check.is_none_or(|name| name == c))
+            .map(|(_, d)| *d)
+            .sum()
     }
 
     /// A copy of every exchange so far.

@@ -11,6 +11,7 @@ use crate::checks::{self, Check, Needs};
 use crate::context::{Abort, CheckContext, RunContext};
 use crate::error::AppError;
 use crate::record::{CheckRecord, Level, Outcome};
+use crate::suite::Credential;
 
 /// One check of the plan.
 pub struct PlannedCheck {
@@ -85,6 +86,8 @@ impl Plan {
                 .iter()
                 .map(|e| e.id)
                 .collect(),
+            flaky: false,
+            waited: self.context.record.waited(Some(&planned.name)),
         };
         self.context.record.add_check(record.clone());
         record
@@ -116,8 +119,11 @@ impl Plan {
         if needs.writes && !options.allow_writes {
             return Some("sends requests with side effects (creates jobs or spends credits): pass --allow-writes".into());
         }
-        if needs.second_key && !self.context.client.has_second_key() {
+        if needs.second_key && !self.context.client.has_credential(Credential::Second) {
             return Some("needs a second tenant's key: pass --second-key".into());
+        }
+        if needs.broke_key && !self.context.client.has_credential(Credential::Broke) {
+            return Some("needs a key whose tenant has no credits: pass --broke-key".into());
         }
         if needs.logs && options.logs.is_none() {
             return Some("needs a log source: pass --logs PATH".into());

@@ -303,6 +303,8 @@ pub enum Credential {
     Missing,
     /// A well-formed key the server cannot know.
     Invalid,
+    /// A key of a tenant with no credits (`--broke-key`), for the 402 path.
+    Broke,
 }
 
 /// A request a check sends, as written in the suite.
@@ -351,6 +353,7 @@ impl RequestSpec {
             Credential::Second => " with the second tenant's key",
             Credential::Missing => " without a key",
             Credential::Invalid => " with an invalid key",
+            Credential::Broke => " with the key that has no credits",
         };
         format!("{} {}{credential}", self.method, self.path.0)
     }

@@ -28,6 +28,8 @@ pub struct Needs {
     /// Requests with side effects.
     pub writes: bool,
     pub second_key: bool,
+    /// A key whose tenant has no credits.
+    pub broke_key: bool,
     pub logs: bool,
 }
 
@@ -39,6 +41,7 @@ impl Needs {
             needs.job |= request.path.uses("job_id");
             needs.writes |= request.writes();
             needs.second_key |= request.credential == Credential::Second;
+            needs.broke_key |= request.credential == Credential::Broke;
         }
         needs
     }
@@ -54,6 +57,9 @@ impl Needs {
         }
         if self.second_key {
             words.push("second key");
+        }
+        if self.broke_key {
+            words.push("key without credits");
         }
         if self.logs {
             words.push("log source");

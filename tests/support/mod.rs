@@ -47,6 +47,7 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
             base_url: server.base_url.clone(),
             primary_key: Some(config.primary_key.clone()),
             second_key: config.second_key.clone(),
+            broke_key: config.broke_key.clone(),
             requests_per_second: Some(30.0),
             run_id: "test".into(),
         },
