@@ -311,6 +311,7 @@ impl HttpClient {
             method: request.method.clone(),
             url: self.secrets.mask(&url),
             request_headers,
+            request_body: request.body.as_ref().map(|b| self.secrets.mask(&b.to_string())),
             status: None,
             response_headers: Vec::new(),
             body_excerpt: String::new(),

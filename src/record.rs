@@ -48,6 +48,8 @@ pub struct Exchange {
     pub method: String,
     pub url: String,
     pub request_headers: Vec<(String, String)>,
+    /// The JSON body sent, if any (masked).
+    pub request_body: Option<String>,
     pub status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
     /// The start of the response body, cut at a bounded size.
