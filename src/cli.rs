@@ -4,16 +4,17 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
 use crate::client::{ClientConfig, HttpClient, Outgoing, SendOptions};
 use crate::context::{RunContext, RunOptions};
-use crate::error::{config_error, AppError, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::record::{Outcome, RunRecord};
+use crate::error::{config_error, AppError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::record::RunRecord;
 use crate::reference::{Fault, RunningServer, ServerConfig};
+use crate::report::{self, ReportPaths, RunInfo};
 use crate::runner::Plan;
 use crate::schemas::SchemaSet;
 use crate::suite::{Credential, Suite};
@@ -22,7 +23,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0    every check passed (SHOULD findings only warn, unless --strict)
   101  a check failed or could not reach a verdict
-  2    usage or configuration error (bad flag, unreadable or malformed suite, schema that does not compile)
+  2    usage or configuration error (bad flag, unreadable or malformed suite, schema that
+       does not compile), or a report that cannot be written
   3    the target could not be reached at all";
 
 const ABOUT: &str = "Contract conformance test harness for HTTP JSON APIs";
@@ -97,6 +99,21 @@ struct RunArgs {
     /// Log to stderr: -v for each retry and wait, -vv for every exchange (or set RUST_LOG).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     verbose: u8,
+    /// Log lines as text for people or as JSON objects (one per line) for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, help_heading = "Output")]
+    log_format: LogFormat,
+
+    /// Write a JUnit XML report: one test case per check, one test suite per area, evidence in
+    /// system-out (for the test reports of GitHub Actions, GitLab and Jenkins).
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
+    junit: Option<PathBuf>,
+    /// Write the JSON report: run info, and per check its outcome, message and evidence
+    /// (exchanges and a curl line); documented in schemas/report.schema.json.
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
+    report_json: Option<PathBuf>,
+    /// Write a Markdown summary (tables per area, failures first), e.g. to $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
+    summary_md: Option<PathBuf>,
 
     /// Run only checks whose name contains FILTER (e.g. `auth::`).
     #[arg(
@@ -176,6 +193,12 @@ enum Format {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum Color {
     Auto,
     Always,
@@ -185,7 +208,7 @@ enum Color {
 /// The process entry point: every error ends as one line on stderr and a documented exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.run.verbose);
+    init_logging(cli.run.verbose, cli.run.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,7 +232,7 @@ fn fail(error: &AppError) -> ExitCode {
     error.exit_code()
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "apiconform=info",
@@ -218,10 +241,13 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // stderr, so check output and reports on stdout stay clean.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// The target of a run: a URL given by the user, or the embedded server we started.
@@ -237,6 +263,7 @@ struct Target {
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, AppError> {
     let suite = Suite::load(args.suite.as_deref())?;
     let schemas = SchemaSet::load(&suite)?;
+    let suite_hash = report::suite_hash(&suite.source)?;
     if let Some(rate) = args.rate {
         if !(rate > 0.0 && rate.is_finite()) {
             return Err(config_error(
@@ -263,6 +290,8 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         logs: args.logs.clone().or_else(|| target.embedded_log.clone()),
         job_id: args.job_id.clone(),
         poll_interval: embedded.then_some(Duration::from_millis(100)),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.quiet,
+        job_deadline: embedded.then_some(Duration::from_secs(30)),
     };
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
@@ -274,7 +303,6 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         print_list(&plan, &libtest_args, &trials);
         return Ok(ExitCode::from(EXIT_OK));
     }
-    let mut out = std::io::stdout();
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
@@ -288,31 +316,47 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         ),
     };
     print_headline(&libtest_args, &headline);
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
     probe(runtime, &plan)?;
 
     let conclusion = libtest_mimic::run(&libtest_args, trials);
-    let checks = plan.context.record.checks();
-    let warned: Vec<_> = checks
-        .iter()
-        .filter(|c| c.outcome == Outcome::Warned)
-        .collect();
-    if !warned.is_empty() && !matches!(libtest_args.format, Some(FormatSetting::Json)) {
-        let _ = writeln!(out, "warnings (SHOULD; pass --strict to fail on them):");
-        for check in &warned {
-            let _ = writeln!(
-                out,
-                "    {}: {}",
-                check.name,
-                check.message.replace('\n', "\n        ")
-            );
-        }
-        let _ = writeln!(out);
+    let info = RunInfo {
+        suite_name: plan.context.suite.name.clone(),
+        suite_hash,
+        base_url: target.base_url.clone(),
+        started_at,
+        duration: clock.elapsed(),
+    };
+    let order: Vec<&str> = plan.checks.iter().map(|c| c.name.as_str()).collect();
+    let secrets = plan.context.client.secrets();
+    let report = report::build(info, &order, &plan.context.record, secrets);
+    let paths = ReportPaths {
+        junit: args.junit.clone(),
+        json: args.report_json.clone(),
+        markdown: args.summary_md.clone(),
+    };
+    let write_errors = report::write_reports(&report, &paths, secrets);
+    // After libtest's lines; on stderr in JSON mode, where stdout is for machines.
+    let summary = secrets.mask(&report::console::summary(&report));
+    if matches!(libtest_args.format, Some(FormatSetting::Json)) {
+        eprint!("{summary}");
+    } else {
+        let mut out = std::io::stdout();
+        let _ = write!(out, "{summary}");
+        let _ = out.flush();
     }
     if let Some(server) = target.embedded {
         runtime.block_on(server.shutdown());
     }
     if let Some(log) = &target.embedded_log {
         let _ = std::fs::remove_file(log);
+    }
+    if !write_errors.is_empty() {
+        for error in &write_errors {
+            eprintln!("error: {error}");
+        }
+        return Ok(ExitCode::from(EXIT_USAGE));
     }
     Ok(ExitCode::from(if conclusion.has_failed() {
         EXIT_CHECK_FAILED
@@ -497,7 +541,7 @@ fn print_list(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial]) {
         if args.is_filtered_out(trial) {
             continue;
         }
-        let needs = planned.check.needs().describe();
+        let needs = planned.check.needs(plan.context.settings()).describe();
         let needs = if needs.is_empty() {
             String::new()
         } else {

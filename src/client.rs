@@ -286,12 +286,27 @@ impl HttpClient {
 
     /// One attempt, no retries.
     async fn send_once(&self, check: &str, request: &Outgoing) -> Result<Response, TransportError> {
-        let url = format!("{}{}", self.config.base_url, request.path);
+        let absolute = request.path.starts_with("http://") || request.path.starts_with("https://");
+        let url = if absolute {
+            request.path.clone()
+        } else {
+            format!("{}{}", self.config.base_url, request.path)
+        };
         let request_line = format!("{} {}", request.method, shorten(&request.path, 160));
-        let built = self.build(&url, request).map_err(|cause| TransportError {
+        let refuse = |cause: String| TransportError {
             request_line: self.secrets.mask(&request_line),
             cause,
-        })?;
+        };
+        // A key goes only to the target's own origin (an output URL may be on a CDN).
+        if absolute
+            && request.credential != Credential::Missing
+            && !same_origin(&url, &self.config.base_url)
+        {
+            return Err(refuse(format!(
+                "refusing to send a key to {url}, another origin than the target"
+            )));
+        }
+        let built = self.build(&url, request).map_err(refuse)?;
         let request_headers: Vec<(String, String)> = built
             .headers()
             .iter()
@@ -311,7 +326,10 @@ impl HttpClient {
             method: request.method.clone(),
             url: self.secrets.mask(&url),
             request_headers,
-            request_body: request.body.as_ref().map(|b| self.secrets.mask(&b.to_string())),
+            request_body: request
+                .body
+                .as_ref()
+                .map(|b| self.secrets.mask(&b.to_string())),
             status: None,
             response_headers: Vec::new(),
             body_excerpt: String::new(),
@@ -454,6 +472,14 @@ impl HttpClient {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
         })
+    }
+}
+
+/// True when both URLs have the same scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 

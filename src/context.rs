@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
+use crate::burst::BurstReport;
 use crate::client::{HttpClient, Outgoing, Response, SendOptions};
 use crate::jobs;
 use crate::record::RunRecord;
@@ -25,6 +26,10 @@ pub struct RunOptions {
     pub job_id: Option<String>,
     /// Overrides the suite's job poll interval (the embedded server finishes jobs in a second).
     pub poll_interval: Option<Duration>,
+    /// Say on stderr what long checks are waiting for (a person is watching a terminal).
+    pub progress: bool,
+    /// Overrides every job deadline (the embedded server's jobs finish in about a second).
+    pub job_deadline: Option<Duration>,
 }
 
 /// Shared by all checks of a run.
@@ -38,6 +43,10 @@ pub struct RunContext {
     pub unknown_job_id: String,
     /// The job the checks read, obtained once (given, or created on first need).
     job: OnceCell<Result<String, String>>,
+    /// The rate-limit burst, run once for all `rate_limit::*` checks.
+    burst: OnceCell<Result<BurstReport, Abort>>,
+    /// Checks share it for reading; a check that needs the target to itself takes it for writing.
+    pub traffic: tokio::sync::RwLock<()>,
 }
 
 /// Why a check stopped without a verdict of its own.
@@ -71,11 +80,38 @@ impl RunContext {
             options,
             unknown_job_id: format!("apiconform-no-such-job-{:016x}", rand::random::<u64>()),
             job: OnceCell::new(),
+            burst: OnceCell::new(),
+            traffic: tokio::sync::RwLock::new(()),
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.suite.settings
+    }
+
+    /// How often jobs are polled: the suite's interval, unless the run overrides it.
+    pub fn poll_interval(&self) -> Duration {
+        self.options
+            .poll_interval
+            .unwrap_or(Duration::from_secs_f64(
+                self.settings().jobs.poll_interval_seconds,
+            ))
+    }
+
+    /// How long a job may take: the run's override, else the input's, else the suite's.
+    pub fn job_deadline(&self, input: Option<f64>) -> Duration {
+        self.options.job_deadline.unwrap_or_else(|| {
+            Duration::from_secs_f64(input.unwrap_or(self.settings().jobs.deadline_seconds))
+        })
+    }
+
+    /// The run's burst report, running the burst if no check has yet. The caller holds the
+    /// traffic lock for writing, so nothing else runs meanwhile.
+    pub async fn burst(&self, cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
+        self.burst
+            .get_or_init(|| crate::burst::run(cx))
+            .await
+            .clone()
     }
 
     /// The job to read: `--job-id`, or one created (once per run) with `--allow-writes`.
@@ -89,12 +125,11 @@ impl RunContext {
             ));
         }
         let jobs = &self.settings().jobs;
-        let poll = self
-            .options
-            .poll_interval
-            .unwrap_or(Duration::from_secs_f64(jobs.poll_interval_seconds));
+        let (poll, deadline) = (self.poll_interval(), self.job_deadline(None));
         self.job
-            .get_or_init(|| jobs::create_and_wait(&self.client, jobs, poll, "run::job_setup"))
+            .get_or_init(|| {
+                jobs::create_and_wait(&self.client, jobs, poll, deadline, "run::job_setup")
+            })
             .await
             .clone()
             .map_err(Abort::Errored)
@@ -107,9 +142,36 @@ pub struct CheckContext<'a> {
     pub run: &'a RunContext,
     /// The job id, when the check declared that it needs one.
     pub job_id: Option<String>,
+    /// Facts worth showing even when the check passes (the burst's achieved rate, ...).
+    pub notes: std::sync::Mutex<Vec<String>>,
 }
 
-impl CheckContext<'_> {
+impl<'a> CheckContext<'a> {
+    pub fn new(name: &'a str, run: &'a RunContext, job_id: Option<String>) -> CheckContext<'a> {
+        CheckContext {
+            name,
+            run,
+            job_id,
+            notes: Default::default(),
+        }
+    }
+
+    /// Keep `note` for the check's record, shown even when it passes.
+    pub fn note(&self, note: &str) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(note.to_string());
+    }
+
+    /// Tell a watching person what a long step is doing (stderr, only on a terminal).
+    pub fn progress(&self, message: &str) {
+        tracing::info!(check = self.name, "{message}");
+        if self.run.options.progress {
+            eprintln!("    {}: {message}", self.name);
+        }
+    }
+
     pub fn settings(&self) -> &Settings {
         self.run.settings()
     }

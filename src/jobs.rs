@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::client::{HttpClient, Outgoing, SendOptions};
+use crate::client::{HttpClient, Outgoing, Response, SendOptions};
 use crate::suite::{encode_segment, JobSettings};
 
 /// Which kind of state a status is, per the suite's state lists.
@@ -127,6 +127,15 @@ pub fn invariant_violations(job: &Value, settings: &JobSettings) -> Vec<String> 
     found
 }
 
+/// An id as text, whether the server sends it as a string or a number.
+pub fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// True for an absolute http(s) URL with a host.
 pub fn is_absolute_url(text: &str) -> bool {
     url::Url::parse(text)
@@ -155,6 +164,7 @@ pub async fn create_and_wait(
     client: &HttpClient,
     settings: &JobSettings,
     poll_interval: Duration,
+    deadline: Duration,
     recorder: &str,
 ) -> Result<String, String> {
     let mut create = Outgoing::get(settings.create_path.clone());
@@ -171,38 +181,61 @@ pub async fn create_and_wait(
             reply.body_excerpt(300)
         ));
     }
-    let job_id = reply
-        .pointer(&settings.created_id_pointer)
-        .and_then(|v| match v {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            format!(
-                "could not create a job: the reply has no id at {} ({})",
-                settings.created_id_pointer,
-                reply.label()
-            )
-        })?;
-    let deadline = Instant::now() + Duration::from_secs_f64(settings.deadline_seconds);
-    let mut read = Outgoing::get(settings.read_path_for(&job_id));
-    read.job_id = Some(job_id.clone());
+    let job_id = id_text(reply.pointer(&settings.created_id_pointer)).ok_or_else(|| {
+        format!(
+            "could not create a job: the reply has no id at {} ({})",
+            settings.created_id_pointer,
+            reply.label()
+        )
+    })?;
+    poll_until_terminal(
+        client,
+        settings,
+        &job_id,
+        poll_interval,
+        deadline,
+        recorder,
+        |_| {},
+    )
+    .await?;
+    Ok(job_id)
+}
+
+/// Read job `job_id` every `poll_interval` until it is in a terminal state, handing each
+/// response to `observe`. Errors when the deadline passes or a read gets no response.
+pub async fn poll_until_terminal(
+    client: &HttpClient,
+    settings: &JobSettings,
+    job_id: &str,
+    poll_interval: Duration,
+    deadline: Duration,
+    recorder: &str,
+    mut observe: impl FnMut(&Response),
+) -> Result<Response, String> {
+    let limit = deadline;
+    let deadline = Instant::now() + deadline;
+    let mut read = Outgoing::get(settings.read_path_for(job_id));
+    read.job_id = Some(job_id.to_string());
     loop {
         let response = client
             .send(recorder, &read, SendOptions::default())
             .await
-            .map_err(|e| format!("could not read the created job {job_id}: {e}"))?;
+            .map_err(|e| format!("could not read job {job_id}: {e}"))?;
+        observe(&response);
+        if !response.is_success() {
+            return Err(format!(
+                "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
+                response.label()
+            ));
+        }
         let status = response.json.as_ref().and_then(|j| status_of(j, settings));
-        if let Some(status) = status {
-            if settings.is_terminal(status) {
-                return Ok(job_id);
-            }
+        if status.is_some_and(|s| settings.is_terminal(s)) {
+            return Ok(response);
         }
         if Instant::now() + poll_interval > deadline {
             return Err(format!(
                 "job {job_id} did not reach a terminal state within {} s (last: {})",
-                settings.deadline_seconds,
+                limit.as_secs_f64(),
                 response.label()
             ));
         }

@@ -4,6 +4,7 @@
 //! one client ([`client`]); the runner ([`runner`]) records everything in a [`record::RunRecord`]
 //! and renders it as libtest output. [`reference`] is the embedded reference server.
 
+pub mod burst;
 pub mod checks;
 pub mod cli;
 pub mod client;
@@ -11,8 +12,10 @@ pub mod context;
 pub mod error;
 pub mod hints;
 pub mod jobs;
+pub mod oracle;
 pub mod record;
 pub mod reference;
+pub mod report;
 pub mod runner;
 pub mod schemas;
 pub mod secrets;

@@ -34,13 +34,20 @@ impl Plan {
         let suite = &context.suite;
         let mut checks = Vec::new();
         for decl in &suite.checks {
-            checks.push(PlannedCheck {
-                name: decl.name.clone(),
-                area: decl.area().to_string(),
-                level: decl.level,
-                kind: decl.kind.clone(),
-                check: checks::build(decl, suite)?,
-            });
+            for (name, check) in checks::build(decl, suite)? {
+                if checks.iter().any(|c: &PlannedCheck| c.name == name) {
+                    return Err(
+                        suite.located(decl, &format!("makes a second check named `{name}`"))
+                    );
+                }
+                checks.push(PlannedCheck {
+                    name,
+                    area: decl.area().to_string(),
+                    level: decl.level,
+                    kind: decl.kind.clone(),
+                    check,
+                });
+            }
         }
         Ok(Plan { context, checks })
     }
@@ -61,8 +68,8 @@ impl Plan {
         let planned = &self.checks[index];
         let secrets = self.context.client.secrets();
         let (outcome, message) = match result {
-            Ok(findings) if findings.is_empty() => (Outcome::Passed, String::new()),
-            Ok(findings) => {
+            Ok((findings, notes)) if findings.is_empty() => (Outcome::Passed, notes.join("\n")),
+            Ok((findings, _)) => {
                 let outcome = match (planned.level, self.context.options.strict) {
                     (Level::Should, false) => Outcome::Warned,
                     _ => Outcome::Failed,
@@ -93,24 +100,29 @@ impl Plan {
         record
     }
 
-    /// Check what the check needs, then run it.
-    async fn evaluate(&self, index: usize) -> Result<checks::Findings, Abort> {
+    /// Check what the check needs, then run it: alone if it must be, else beside the others.
+    /// Returns its findings and its notes.
+    async fn evaluate(&self, index: usize) -> Result<(checks::Findings, Vec<String>), Abort> {
         let planned = &self.checks[index];
-        let needs = planned.check.needs();
+        let needs = planned.check.needs(self.context.settings());
         if let Some(reason) = self.unmet(needs) {
             return Err(Abort::Ignored(reason));
         }
+        // The lock is taken before the job is obtained: creating it is traffic too.
+        let (_shared, _alone) = if needs.exclusive {
+            (None, Some(self.context.traffic.write().await))
+        } else {
+            (Some(self.context.traffic.read().await), None)
+        };
         let job_id = if needs.job {
             Some(self.context.job().await?)
         } else {
             None
         };
-        let cx = CheckContext {
-            name: &planned.name,
-            run: &self.context,
-            job_id,
-        };
-        planned.check.run(&cx).await
+        let cx = CheckContext::new(&planned.name, &self.context, job_id);
+        let findings = planned.check.run(&cx).await?;
+        let notes = cx.notes.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok((findings, notes))
     }
 
     /// Why a check with `needs` cannot run here, if it cannot.

@@ -127,6 +127,99 @@ pub struct Settings {
     pub request_id: RequestIdSettings,
     pub errors: ErrorSettings,
     pub jobs: JobSettings,
+    pub burst: BurstSettings,
+    pub idempotency: IdempotencySettings,
+    pub usage: UsageSettings,
+}
+
+/// The rate-limit burst, shared by every `rate_limit::*` check (it runs once per run).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BurstSettings {
+    /// The keyed request the burst repeats (default: the job status read).
+    pub request: Option<RequestSpec>,
+    /// At most this many requests; the burst stops at the first 429. At most [`MAX_BURST`].
+    pub max_requests: u32,
+    pub concurrency: u32,
+    /// The error code a 429 must carry.
+    pub expect_code: String,
+    /// How many times recovery is tried after the first wait.
+    pub recovery_attempts: u32,
+}
+
+/// The hard ceiling of a burst, whatever the suite says.
+pub const MAX_BURST: u32 = 1000;
+
+impl Default for BurstSettings {
+    fn default() -> Self {
+        BurstSettings {
+            request: None,
+            max_requests: 200,
+            concurrency: 32,
+            expect_code: "rate_limited".into(),
+            recovery_attempts: 4,
+        }
+    }
+}
+
+/// How idempotency keys are sent (IETF draft "Idempotency-Key").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencySettings {
+    pub header: String,
+    /// Send the value as a structured-field string (`"key"`), as the draft says; false sends it bare.
+    pub quoted: bool,
+}
+
+impl Default for IdempotencySettings {
+    fn default() -> Self {
+        IdempotencySettings {
+            header: "Idempotency-Key".into(),
+            quoted: true,
+        }
+    }
+}
+
+impl IdempotencySettings {
+    /// The header value for `key`.
+    pub fn value(&self, key: &str) -> String {
+        if self.quoted {
+            format!("\"{key}\"")
+        } else {
+            key.to_string()
+        }
+    }
+}
+
+/// Where side effects can be observed: the tenant's jobs and its usage (charges).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageSettings {
+    /// A page of the tenant's jobs, newest first.
+    pub jobs_path: String,
+    /// JSON pointer to the array of jobs in that page.
+    pub jobs_pointer: String,
+    /// Recent usage events (charges), newest first.
+    pub events_path: String,
+    /// JSON pointer to the array of events.
+    pub events_pointer: String,
+    /// JSON pointer, inside one event, to the job it charged.
+    pub event_job_pointer: String,
+    /// JSON pointer, inside a job, to its billing status.
+    pub billing_status_pointer: String,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        UsageSettings {
+            jobs_path: "/v1/jobs?limit=100".into(),
+            jobs_pointer: "/jobs".into(),
+            events_path: "/v1/usage/events?limit=100".into(),
+            events_pointer: "/events".into(),
+            event_job_pointer: "/job_id".into(),
+            billing_status_pointer: "/billing_status".into(),
+        }
+    }
 }
 
 /// How to talk to the target at all.
@@ -230,6 +323,7 @@ impl Default for ErrorSettings {
 pub struct JobSettings {
     pub create_path: String,
     pub read_path: String,
+    pub start_path: String,
     /// The body of `POST create_path` used when the harness needs a job of its own.
     pub create_body: serde_json::Value,
     /// JSON pointer to the new job's id in the create reply.
@@ -254,6 +348,7 @@ impl Default for JobSettings {
         JobSettings {
             create_path: "/v1/jobs".into(),
             read_path: "/v1/jobs/{job_id}".into(),
+            start_path: "/v1/jobs/{job_id}/start".into(),
             create_body: serde_json::json!({ "video_url": "https://example.com/apiconform-sample.mp4" }),
             created_id_pointer: "/id".into(),
             id_pointer: "/id".into(),
@@ -548,6 +643,12 @@ struct RawSuite {
     #[serde(default)]
     jobs: JobSettings,
     #[serde(default)]
+    burst: BurstSettings,
+    #[serde(default)]
+    idempotency: IdempotencySettings,
+    #[serde(default)]
+    usage: UsageSettings,
+    #[serde(default)]
     schemas: BTreeMap<String, String>,
     #[serde(default, rename = "check")]
     checks: Vec<toml::Spanned<toml::Table>>,
@@ -634,6 +735,9 @@ impl Suite {
             request_id: raw.request_id,
             errors: raw.errors,
             jobs: raw.jobs,
+            burst: raw.burst,
+            idempotency: raw.idempotency,
+            usage: raw.usage,
         };
         validate_settings(&settings)
             .map_err(|m| config_error(format!("{}: {m}", source.display())))?;
@@ -701,8 +805,34 @@ fn validate_settings(settings: &Settings) -> Result<(), String> {
             return Err(format!("[jobs] path `{path}` must start with `/`"));
         }
     }
-    if !settings.jobs.read_path.contains("{job_id}") {
-        return Err("[jobs] read_path must contain {job_id}".into());
+    if !settings.jobs.read_path.contains("{job_id}")
+        || !settings.jobs.start_path.contains("{job_id}")
+    {
+        return Err("[jobs] read_path and start_path must contain {job_id}".into());
+    }
+    let burst = &settings.burst;
+    if burst.max_requests == 0 || burst.max_requests > MAX_BURST {
+        return Err(format!(
+            "[burst] max_requests must be between 1 and {MAX_BURST}"
+        ));
+    }
+    if burst.concurrency == 0 || burst.concurrency > 256 {
+        return Err("[burst] concurrency must be between 1 and 256".into());
+    }
+    if settings.idempotency.header.trim().is_empty() {
+        return Err("[idempotency] header must name a header".into());
+    }
+    for pointer in [
+        &settings.usage.jobs_pointer,
+        &settings.usage.events_pointer,
+        &settings.usage.event_job_pointer,
+        &settings.usage.billing_status_pointer,
+    ] {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return Err(format!(
+                "[usage] `{pointer}` is not a JSON pointer (it must start with `/`)"
+            ));
+        }
     }
     Ok(())
 }

@@ -29,93 +29,234 @@ async fn conforming_server_passes_every_check() {
     );
 }
 
-/// Each fault, the checks it must fail, and the checks it may also fail (collateral the fault
-/// causes by its nature, for example a list that embeds the broken job object).
-fn matrix() -> Vec<(Fault, &'static [&'static str], &'static [&'static str])> {
+/// The lifecycle checks of the default suite, one per sample input.
+const LIFECYCLE: &[&str] = &[
+    "lifecycle::short_clip",
+    "lifecycle::long_clip",
+    "lifecycle::difficult_clip",
+    "lifecycle::unprocessable_input",
+];
+
+/// Lifecycle inputs that end completed.
+const COMPLETING: &[&str] = &[
+    "lifecycle::short_clip",
+    "lifecycle::long_clip",
+    "lifecycle::difficult_clip",
+];
+
+/// Checks that observe side effects through the job list and usage events: they cannot reach
+/// a verdict when those do not answer as the suite says.
+const ORACLE: &[&str] = &[
+    "idempotency::reads_are_safe",
+    "idempotency::create_replayed",
+    "idempotency::concurrent_create",
+    "idempotency::start_charges_once",
+    "credits::insufficient_credits",
+];
+
+/// Checks that read the job status after the burst (a read that stays limited fails them).
+const READ_AFTER_BURST: &[&str] = &[
+    "schema::job_read",
+    "schema::job_identity",
+    "schema::job_invariants",
+    "idempotency::start_charges_once",
+    "idempotency::reads_are_safe",
+    "lifecycle::manual_start",
+    "latency::status_read",
+];
+
+/// Checks that cannot reach a verdict when no job ever finishes (they need the run's job).
+const NEEDS_A_FINISHED_JOB: &[&str] = &[
+    "schema::job_read",
+    "schema::job_identity",
+    "schema::job_invariants",
+    "auth::cross_tenant",
+    "rate_limit::burst",
+    "rate_limit::hints",
+    "rate_limit::recovery",
+    "idempotency::reads_are_safe",
+    "idempotency::start_charges_once",
+    "latency::status_read",
+];
+
+/// One row of the fault matrix: the checks a fault must fail, and those it may also fail
+/// (collateral the fault causes by its nature, for example a list that embeds the broken job).
+struct Row {
+    fault: Fault,
+    must: Vec<&'static str>,
+    may: Vec<&'static str>,
+}
+
+fn row(fault: Fault, must: &[&[&'static str]], may: &[&[&'static str]]) -> Row {
+    Row {
+        fault,
+        must: must.concat(),
+        may: may.concat(),
+    }
+}
+
+fn matrix() -> Vec<Row> {
     use Fault::*;
     vec![
-        (AcceptMissingKey, &["auth::missing_key"], &[]),
-        (AcceptInvalidKey, &["auth::invalid_key"], &[]),
-        (
+        row(AcceptMissingKey, &[&["auth::missing_key"]], &[]),
+        row(AcceptInvalidKey, &[&["auth::invalid_key"]], &[]),
+        row(
             AuthWrongCode,
-            &["auth::missing_key", "auth::invalid_key"],
+            &[&["auth::missing_key", "auth::invalid_key"]],
             &[],
         ),
-        (Auth403, &["auth::invalid_key"], &[]),
-        (
+        row(Auth403, &[&["auth::invalid_key"]], &[]),
+        row(
             AuthPlainError,
-            &[
+            &[&[
                 "auth::missing_key",
                 "auth::invalid_key",
                 "auth::error_envelope",
                 "observability::error_request_id",
-            ],
+            ]],
             &[],
         ),
-        (
+        row(
             ListRejectsValidKey,
-            &["auth::valid_key", "schema::job_list"],
+            &[&["auth::valid_key", "schema::job_list"]],
+            &[ORACLE],
+        ),
+        row(CrossTenant403, &[&["auth::cross_tenant"]], &[]),
+        row(CrossTenantLeak, &[&["auth::cross_tenant"]], &[]),
+        row(EchoKey, &[&["auth::key_not_echoed"]], &[]),
+        row(JobWrongContentType, &[&["schema::job_read"]], &[]),
+        row(
+            JobProgressAsString,
+            &[&["schema::job_read", "schema::job_invariants"], LIFECYCLE],
+            &[&["schema::job_list"]],
+        ),
+        row(
+            JobBadCreatedAt,
+            &[&["schema::job_read"]],
+            &[&["schema::job_list"]],
+        ),
+        row(
+            JobIdMismatch,
+            &[&["schema::job_identity"]],
+            &[&["schema::job_list"]],
+        ),
+        row(
+            CompletedWithoutOutput,
+            &[&["schema::job_invariants"], COMPLETING],
+            &[&["schema::job_list"]],
+        ),
+        row(
+            FailedWithoutError,
+            &[&["lifecycle::unprocessable_input"]],
             &[],
         ),
-        (CrossTenant403, &["auth::cross_tenant"], &[]),
-        (CrossTenantLeak, &["auth::cross_tenant"], &[]),
-        (EchoKey, &["auth::key_not_echoed"], &[]),
-        (JobWrongContentType, &["schema::job_read"], &[]),
-        (
-            JobProgressAsString,
-            &["schema::job_read", "schema::job_invariants"],
-            &["schema::job_list"],
-        ),
-        (
-            JobBadCreatedAt,
-            &["schema::job_read"],
-            &["schema::job_list"],
-        ),
-        (
-            JobIdMismatch,
-            &["schema::job_identity"],
-            &["schema::job_list"],
-        ),
-        (
-            CompletedWithoutOutput,
-            &["schema::job_invariants"],
-            &["schema::job_list"],
-        ),
-        (ListBadShape, &["schema::job_list"], &[]),
-        (
+        row(ListBadShape, &[&["schema::job_list"]], &[ORACLE]),
+        row(
             NotFound500,
-            &["errors::unknown_job"],
-            &["auth::cross_tenant", "errors::malformed_job_id"],
+            &[&["errors::unknown_job"]],
+            &[&["auth::cross_tenant", "errors::malformed_job_id"]],
         ),
-        (
+        row(
             NotFoundPlain,
-            &["errors::unknown_job", "observability::error_request_id"],
-            &["auth::cross_tenant"],
+            &[&["errors::unknown_job", "observability::error_request_id"]],
+            &[&["auth::cross_tenant"]],
         ),
-        (MalformedId500, &["errors::malformed_job_id"], &[]),
+        row(MalformedId500, &[&["errors::malformed_job_id"]], &[]),
         // The envelope's schema requires request_id, so envelope checks fail with it.
-        (
+        row(
             NoRequestIdInBody,
-            &[
+            &[&[
                 "observability::error_request_id",
                 "auth::error_envelope",
                 "errors::unknown_job",
-            ],
+                "rate_limit::burst",
+            ]],
             &[],
         ),
-        (CreateReplyBadStatus, &["schema::create_reply"], &[]),
-        (
+        row(
             NoRequestIdHeader,
-            &["observability::request_id_header"],
+            &[&["observability::request_id_header"]],
             &[],
         ),
-        (ReusedRequestId, &["observability::request_id_unique"], &[]),
-        (
-            RequestIdMismatch,
-            &["observability::request_id_consistent"],
-            &["observability::logs"],
+        row(
+            ReusedRequestId,
+            &[&["observability::request_id_unique"]],
+            &[],
         ),
-        (NoRequestLog, &["observability::logs"], &[]),
+        row(
+            RequestIdMismatch,
+            &[&["observability::request_id_consistent"]],
+            &[&["observability::logs"]],
+        ),
+        row(NoRequestLog, &[&["observability::logs"]], &[]),
+        row(CreateReplyBadStatus, &[&["schema::create_reply"]], &[]),
+        row(NoRateLimit, &[&["rate_limit::burst"]], &[]),
+        row(Burst5xx, &[&["rate_limit::burst"]], &[]),
+        row(RetryAfterInPast, &[&["rate_limit::hints"]], &[]),
+        row(RateLimitRemainingRises, &[&["rate_limit::hints"]], &[]),
+        // Conforming but hint-less: the SHOULD check warns, recovery follows the documented schedule.
+        row(NoRateLimitHints, &[&["rate_limit::hints"]], &[]),
+        row(
+            RateLimitNeverRecovers,
+            &[&["rate_limit::recovery"]],
+            &[READ_AFTER_BURST, LIFECYCLE],
+        ),
+        row(
+            IgnoreIdempotencyKey,
+            &[&[
+                "idempotency::create_replayed",
+                "idempotency::key_reuse_other_body",
+                "idempotency::concurrent_create",
+            ]],
+            &[],
+        ),
+        row(
+            IdempotencyIgnoresBody,
+            &[&["idempotency::key_reuse_other_body"]],
+            &[],
+        ),
+        row(
+            IdempotencyCrossTenant,
+            &[&["idempotency::tenant_scoped"]],
+            &[],
+        ),
+        row(
+            DoubleChargeOnStart,
+            &[&["idempotency::start_charges_once"]],
+            &[],
+        ),
+        row(
+            Start5xxWhenRunning,
+            &[&["idempotency::start_charges_once"]],
+            &[],
+        ),
+        row(
+            ReadCharges,
+            &[&["idempotency::reads_are_safe"]],
+            &[&["idempotency::start_charges_once"]],
+        ),
+        row(
+            StatusMovesBackwards,
+            &[COMPLETING],
+            &[&["idempotency::reads_are_safe"]],
+        ),
+        row(
+            ProgressGoesDown,
+            &[COMPLETING],
+            &[&["lifecycle::unprocessable_input"]],
+        ),
+        row(JobNeverFinishes, &[LIFECYCLE], &[NEEDS_A_FINISHED_JOB]),
+        row(AutoStartIgnored, &[&["lifecycle::manual_start"]], &[]),
+        row(
+            PaymentRequiredCreatesJob,
+            &[&["credits::insufficient_credits"]],
+            &[],
+        ),
+        row(
+            SlowStatusRead,
+            &[&["latency::status_read"]],
+            &[&["rate_limit::burst"]],
+        ),
     ]
 }
 
@@ -124,7 +265,7 @@ async fn each_fault_fails_exactly_its_checks() {
     let cases = matrix();
     let runs = cases
         .iter()
-        .map(|(fault, _, _)| support::run_default_suite(std::slice::from_ref(fault)));
+        .map(|row| support::run_default_suite(std::slice::from_ref(&row.fault)));
     let results = tokio::time::timeout(
         std::time::Duration::from_secs(240),
         futures_util::future::join_all(runs),
@@ -132,7 +273,7 @@ async fn each_fault_fails_exactly_its_checks() {
     .await
     .expect("the fault matrix finishes in time");
     let mut problems = Vec::new();
-    for ((fault, must, may), outcomes) in cases.iter().zip(results) {
+    for (Row { fault, must, may }, outcomes) in cases.iter().zip(results) {
         let failed: BTreeSet<&str> = outcomes
             .values()
             .filter(|r| {
@@ -177,15 +318,16 @@ async fn each_fault_fails_exactly_its_checks() {
 #[test]
 fn every_check_of_the_default_suite_has_a_fault() {
     let suite = apiconform::suite::Suite::load(None).unwrap();
-    let covered: BTreeSet<&str> = matrix()
-        .iter()
-        .flat_map(|(_, must, _)| must.iter().copied())
-        .collect();
-    let uncovered: Vec<&str> = suite
+    let names: Vec<String> = suite
         .checks
         .iter()
-        .map(|c| c.name.as_str())
-        .filter(|n| !covered.contains(n))
+        .flat_map(|decl| apiconform::checks::build(decl, &suite).unwrap())
+        .map(|(name, _)| name)
+        .collect();
+    let covered: BTreeSet<&str> = matrix().iter().flat_map(|row| row.must.clone()).collect();
+    let uncovered: Vec<&String> = names
+        .iter()
+        .filter(|n| !covered.contains(n.as_str()))
         .collect();
     assert!(
         uncovered.is_empty(),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{error_code, send_all, status_finding, success, Check, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::secrets::contains_bytes;
-use crate::suite::{RequestSpec, StatusSet};
+use crate::suite::{RequestSpec, Settings, StatusSet};
 
 /// A request with the valid key is accepted.
 #[derive(Debug, Deserialize)]
@@ -19,7 +19,7 @@ pub struct AuthAccepted {
 }
 
 impl Check for AuthAccepted {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -50,7 +50,7 @@ fn unauthorized() -> StatusSet {
 }
 
 impl Check for AuthRejected {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -97,7 +97,7 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for CrossTenant {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -129,7 +129,7 @@ pub struct SecretNotEchoed {
 }
 
 impl Check for SecretNotEchoed {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 

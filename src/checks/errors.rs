@@ -17,7 +17,7 @@ pub struct ErrorEnvelope {
 }
 
 impl Check for ErrorEnvelope {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 
@@ -57,7 +57,7 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for NotFound {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -139,7 +139,7 @@ fn default_malformed_ids() -> Vec<String> {
 }
 
 impl Check for MalformedId {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::default()
     }
 

@@ -5,8 +5,13 @@
 //! seen and which request id); the runner turns them into an outcome by the check's level.
 
 mod auth;
+mod credits;
 mod errors;
+mod idempotency;
+mod latency;
+mod lifecycle;
 mod observability;
+mod rate_limit;
 mod schema;
 
 use futures_util::future::BoxFuture;
@@ -31,6 +36,8 @@ pub struct Needs {
     /// A key whose tenant has no credits.
     pub broke_key: bool,
     pub logs: bool,
+    /// No other check may send traffic meanwhile (a burst, a side-effect oracle).
+    pub exclusive: bool,
 }
 
 impl Needs {
@@ -70,7 +77,8 @@ impl Needs {
 
 /// One check kind, configured.
 pub trait Check: Send + Sync {
-    fn needs(&self) -> Needs;
+    /// What it needs to run; `settings` matters to kinds whose requests the suite shares.
+    fn needs(&self, settings: &Settings) -> Needs;
 
     /// Schema names it validates against, so a missing schema is caught at load time.
     fn schemas(&self, _settings: &Settings) -> Vec<String> {
@@ -81,77 +89,98 @@ pub trait Check: Send + Sync {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>>;
 }
 
-/// Build the check a suite declares, or say exactly what is wrong with its table.
-pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Box<dyn Check>, AppError> {
+/// A built check and the name it runs under.
+pub type NamedCheck = (String, Box<dyn Check>);
+
+/// Build the checks a suite declaration stands for (one, or one per input for an expanding
+/// kind), each with its name, or say exactly what is wrong with the table.
+pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Vec<NamedCheck>, AppError> {
     let located = |message: String| suite.located(decl, &message);
-    let check: Box<dyn Check> = match decl.kind.as_str() {
-        "response_schema" => Box::new(params::<schema::ResponseSchema>(decl).map_err(located)?),
-        "job_identity" => Box::new(params::<schema::JobIdentity>(decl).map_err(located)?),
-        "job_invariants" => Box::new(params::<schema::JobInvariants>(decl).map_err(located)?),
-        "auth_accepted" => Box::new(params::<auth::AuthAccepted>(decl).map_err(located)?),
-        "auth_rejected" => Box::new(params::<auth::AuthRejected>(decl).map_err(located)?),
-        "cross_tenant" => Box::new(params::<auth::CrossTenant>(decl).map_err(located)?),
-        "secret_not_echoed" => Box::new(params::<auth::SecretNotEchoed>(decl).map_err(located)?),
-        "error_envelope" => Box::new(params::<errors::ErrorEnvelope>(decl).map_err(located)?),
-        "not_found" => Box::new(params::<errors::NotFound>(decl).map_err(located)?),
-        "malformed_id" => {
-            Box::new(errors::MalformedId::new(params(decl).map_err(located)?).map_err(located)?)
-        }
-        "error_request_id" => {
-            Box::new(params::<observability::ErrorRequestId>(decl).map_err(located)?)
-        }
-        "request_id_header" => {
-            Box::new(params::<observability::RequestIdHeader>(decl).map_err(located)?)
-        }
-        "request_id_unique" => {
-            Box::new(params::<observability::RequestIdUnique>(decl).map_err(located)?)
-        }
-        "request_id_consistent" => {
-            Box::new(params::<observability::RequestIdConsistent>(decl).map_err(located)?)
-        }
-        "logs_contain_ids" => {
-            Box::new(params::<observability::LogsContainIds>(decl).map_err(located)?)
-        }
-        other => {
+    let checks = if decl.kind == "job_lifecycle" {
+        lifecycle::expand(decl).map_err(located)?
+    } else {
+        vec![(decl.name.clone(), build_one(decl).map_err(located)?)]
+    };
+    for (_, check) in &checks {
+        if let Some(missing) = check
+            .schemas(&suite.settings)
+            .iter()
+            .find(|name| !suite.schemas.contains_key(*name))
+        {
             return Err(located(format!(
-                "unknown kind `{other}` (known kinds: {})",
-                KINDS.join(", ")
+                "uses schema `{missing}`, which [schemas] does not name"
             )));
         }
-    };
-    if let Some(missing) = check
-        .schemas(&suite.settings)
-        .iter()
-        .find(|name| !suite.schemas.contains_key(*name))
-    {
-        return Err(located(format!(
-            "uses schema `{missing}`, which [schemas] does not name"
-        )));
     }
-    Ok(check)
+    Ok(checks)
 }
 
-/// Every kind [`build`] knows, for messages and documentation.
-pub const KINDS: &[&str] = &[
-    "response_schema",
-    "job_identity",
-    "job_invariants",
-    "auth_accepted",
-    "auth_rejected",
-    "cross_tenant",
-    "secret_not_echoed",
-    "error_envelope",
-    "not_found",
-    "malformed_id",
-    "error_request_id",
-    "request_id_header",
-    "request_id_unique",
-    "request_id_consistent",
-    "logs_contain_ids",
+/// Build a kind that makes one check.
+fn build_one(decl: &CheckDecl) -> Result<Box<dyn Check>, String> {
+    let Some((_, builder)) = KINDS.iter().find(|(name, _)| *name == decl.kind) else {
+        let mut known: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
+        known.push("job_lifecycle");
+        return Err(format!(
+            "unknown kind `{}` (known kinds: {})",
+            decl.kind,
+            known.join(", ")
+        ));
+    };
+    builder(decl)
+}
+
+/// Builds one kind from a check's table.
+type Builder = fn(&CheckDecl) -> Result<Box<dyn Check>, String>;
+
+/// Every kind a suite may name, and how it is built from its parameters.
+pub const KINDS: &[(&str, Builder)] = &[
+    ("response_schema", kind::<schema::ResponseSchema>),
+    ("job_identity", kind::<schema::JobIdentity>),
+    ("job_invariants", kind::<schema::JobInvariants>),
+    ("auth_accepted", kind::<auth::AuthAccepted>),
+    ("auth_rejected", kind::<auth::AuthRejected>),
+    ("cross_tenant", kind::<auth::CrossTenant>),
+    ("secret_not_echoed", kind::<auth::SecretNotEchoed>),
+    ("error_envelope", kind::<errors::ErrorEnvelope>),
+    ("not_found", kind::<errors::NotFound>),
+    ("malformed_id", |decl| {
+        Ok(Box::new(errors::MalformedId::new(params(decl)?)?))
+    }),
+    ("error_request_id", kind::<observability::ErrorRequestId>),
+    ("request_id_header", kind::<observability::RequestIdHeader>),
+    ("request_id_unique", kind::<observability::RequestIdUnique>),
+    (
+        "request_id_consistent",
+        kind::<observability::RequestIdConsistent>,
+    ),
+    ("logs_contain_ids", kind::<observability::LogsContainIds>),
+    ("rate_limit_burst", kind::<rate_limit::BurstLimited>),
+    ("rate_limit_hints", kind::<rate_limit::BurstHints>),
+    ("rate_limit_recovery", kind::<rate_limit::BurstRecovery>),
+    ("reads_are_safe", kind::<idempotency::ReadsAreSafe>),
+    ("idempotent_create", kind::<idempotency::IdempotentCreate>),
+    ("idempotency_key_reuse", kind::<idempotency::KeyReuse>),
+    (
+        "idempotent_concurrent_create",
+        kind::<idempotency::ConcurrentCreate>,
+    ),
+    (
+        "idempotency_tenant_scoped",
+        kind::<idempotency::TenantScoped>,
+    ),
+    ("start_charges_once", kind::<idempotency::StartOnce>),
+    ("manual_start", kind::<lifecycle::ManualStart>),
+    ("latency", kind::<latency::Latency>),
+    ("insufficient_credits", kind::<credits::InsufficientCredits>),
 ];
 
+/// A kind whose parameters deserialize straight into the check.
+fn kind<T: Check + DeserializeOwned + 'static>(decl: &CheckDecl) -> Result<Box<dyn Check>, String> {
+    Ok(Box::new(params::<T>(decl)?))
+}
+
 /// The kind's parameters from the check's table; unknown fields are errors.
-fn params<T: DeserializeOwned>(decl: &CheckDecl) -> Result<T, String> {
+pub(crate) fn params<T: DeserializeOwned>(decl: &CheckDecl) -> Result<T, String> {
     toml::Value::Table(decl.params.clone())
         .try_into()
         .map_err(|e: toml::de::Error| e.message().trim().to_string())

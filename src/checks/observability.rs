@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{send_all, Check, Findings, Needs};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
-use crate::suite::RequestSpec;
+use crate::suite::{RequestSpec, Settings};
 
 /// Every error reply carries a non-empty request id in its body (MUST in the contract).
 #[derive(Debug, Deserialize)]
@@ -21,7 +21,7 @@ pub struct ErrorRequestId {
 }
 
 impl Check for ErrorRequestId {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 
@@ -65,7 +65,7 @@ pub struct RequestIdHeader {
 }
 
 impl Check for RequestIdHeader {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 
@@ -110,7 +110,7 @@ fn three() -> u32 {
 }
 
 impl Check for RequestIdUnique {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 
@@ -165,7 +165,7 @@ pub struct RequestIdConsistent {
 }
 
 impl Check for RequestIdConsistent {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
 
@@ -219,7 +219,7 @@ fn five() -> f64 {
 }
 
 impl Check for LogsContainIds {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             logs: true,
             ..Needs::of(&self.requests)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{status_finding, success, Check, Findings, Needs};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
-use crate::jobs::{invariant_violations, shown};
+use crate::jobs::{id_text, invariant_violations, shown};
 use crate::suite::{RequestSpec, Settings, StatusSet};
 
 /// The response to `request` has an expected status, a JSON media type, and matches `schema`.
@@ -22,7 +22,7 @@ pub struct ResponseSchema {
 }
 
 impl Check for ResponseSchema {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -59,7 +59,7 @@ pub struct JobIdentity {
 }
 
 impl Check for JobIdentity {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 
@@ -73,11 +73,7 @@ impl Check for JobIdentity {
             let pointer = &cx.settings().jobs.id_pointer;
             let expected = cx.job_id.as_deref().unwrap_or_default();
             let seen = json.pointer(pointer);
-            let matches = match seen {
-                Some(Value::String(id)) => id == expected,
-                Some(Value::Number(n)) => n.to_string() == expected,
-                _ => false,
-            };
+            let matches = id_text(seen).as_deref() == Some(expected);
             Ok(if matches {
                 Vec::new()
             } else {
@@ -100,7 +96,7 @@ pub struct JobInvariants {
 }
 
 impl Check for JobInvariants {
-    fn needs(&self) -> Needs {
+    fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
 

@@ -53,6 +53,7 @@ pub enum Fault {
     AutoStartIgnored,
     SlowStatusRead,
     CreateReplyBadStatus,
+    ReadCharges,
 }
 
 impl Fault {
@@ -100,6 +101,7 @@ impl Fault {
         Fault::AutoStartIgnored,
         Fault::SlowStatusRead,
         Fault::CreateReplyBadStatus,
+        Fault::ReadCharges,
     ];
 
     /// The kebab-case name used on the command line.
@@ -147,6 +149,7 @@ impl Fault {
             Fault::AutoStartIgnored => "auto-start-ignored",
             Fault::SlowStatusRead => "slow-status-read",
             Fault::CreateReplyBadStatus => "create-reply-bad-status",
+            Fault::ReadCharges => "read-charges",
         }
     }
 
@@ -274,10 +277,13 @@ impl Fault {
                 "auto_start false still starts processing (breaks: auto_start false leaves the job pending)"
             }
             Fault::SlowStatusRead => {
-                "GET /v1/jobs/{id} sleeps 3 s before answering (breaks: reads answer promptly, timeouts)"
+                "GET /v1/jobs/{id} sleeps 2.5 s before answering (breaks: reads answer promptly, timeouts)"
             }
             Fault::CreateReplyBadStatus => {
                 "the create reply says status \"queued\" (breaks: a new job is pending, created or processing)"
+            }
+            Fault::ReadCharges => {
+                "every GET /v1/jobs/{id} charges the job again (breaks: reads change no charge)"
             }
         }
     }
@@ -333,7 +339,7 @@ mod tests {
             assert!(!fault.description().is_empty());
             assert!(!fault.description().contains('\n'));
         }
-        assert_eq!(seen.len(), 42);
+        assert_eq!(seen.len(), Fault::ALL.len());
     }
 
     #[test]

@@ -42,7 +42,7 @@ const UPLOAD_TYPES: [&str; 4] = [
 ];
 
 /// How long `slow-status-read` stalls a status read.
-const SLOW_READ: Duration = Duration::from_secs(3);
+const SLOW_READ: Duration = Duration::from_millis(2500);
 
 // ---------------------------------------------------------------------------
 // Jobs
@@ -262,7 +262,10 @@ pub(crate) async fn get_job(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if app.has(Fault::SlowStatusRead) {
+    let read = app
+        .job_reads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if app.has(Fault::SlowStatusRead) && read % 10 == 9 {
         tokio::time::sleep(SLOW_READ).await;
     }
     let raw_id = path.ok().map(|Path(id)| id);
@@ -296,6 +299,12 @@ pub(crate) async fn get_job(
             };
         }
     }
+    if app.has(Fault::ReadCharges) {
+        store.charge(&id);
+    }
+    let Some(job) = store.jobs.get(&id) else {
+        return ApiError::job_not_found().into_response();
+    };
     let mut body = job_json(&app, job, snap, &origin);
     if app.has(Fault::JobIdMismatch) {
         body["id"] = Value::String(format!("{id}-x"));

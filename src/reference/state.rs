@@ -363,6 +363,8 @@ pub(crate) struct App {
     pub log: Option<RequestLog>,
     /// The one id every response carries under the `reused-request-id` fault.
     pub fixed_request_id: String,
+    /// Job reads so far, so the `slow-status-read` fault can slow every tenth one.
+    pub job_reads: std::sync::atomic::AtomicU64,
 }
 
 impl App {
@@ -392,6 +394,7 @@ impl App {
             }),
             log,
             fixed_request_id: new_request_id(),
+            job_reads: Default::default(),
             config,
         }
     }

@@ -39,7 +39,10 @@ pub async fn start_server(
 pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, config, log) = start_server(faults, dir.path()).await;
-    let suite = Suite::load(None).expect("bundled suite");
+    let mut suite = Suite::load(None).expect("bundled suite");
+    // Smaller than the defaults, to keep the fault matrix quick: the reference limit is 40.
+    suite.settings.burst.max_requests = 100;
+    suite.settings.target.max_rate_limit_retries = 2;
     let schemas = SchemaSet::load(&suite).expect("bundled schemas");
     let record = Arc::new(RunRecord::default());
     let client = HttpClient::new(
@@ -61,6 +64,8 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
         logs: Some(log),
         job_id: None,
         poll_interval: Some(Duration::from_millis(50)),
+        progress: false,
+        job_deadline: Some(Duration::from_secs(5)),
     };
     let plan = Arc::new(
         Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),

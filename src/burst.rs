@@ -1,0 +1,246 @@
+//! The rate-limit burst ([`BurstReport`]): a bounded burst until the first 429, then backing
+//! off as the server hints and retrying until the request succeeds again.
+//!
+//! It runs once per run, while no other check sends traffic, and every `rate_limit::*` check
+//! judges one aspect of the same report.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::client::{Response, SendOptions};
+use crate::context::{Abort, CheckContext};
+use crate::hints::{self, RateLimitInfo, RetryAfter};
+use crate::suite::RequestSpec;
+
+/// A burst never runs longer than this, whatever the server does.
+const BURST_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// What the burst and the recovery after it saw.
+#[derive(Clone, Debug)]
+pub struct BurstReport {
+    /// The request repeated, for messages.
+    pub request: String,
+    pub sent: u32,
+    pub cap: u32,
+    pub concurrency: u32,
+    pub elapsed: Duration,
+    /// Responses in the order they completed.
+    pub responses: Vec<Response>,
+    /// Transport errors, in the order they happened.
+    pub transport_errors: Vec<String>,
+    /// How many responses had completed when the first 429 arrived (1-based), if one did.
+    pub first_limited_after: Option<usize>,
+    pub recovery: Option<Recovery>,
+}
+
+/// Backing off after the first 429 and trying again.
+#[derive(Clone, Debug)]
+pub struct Recovery {
+    /// Each wait and why (the hint it followed, or the documented schedule).
+    pub waits: Vec<(Duration, String)>,
+    /// A Retry-After longer than the cap was cut to the cap.
+    pub capped_hint: Option<Duration>,
+    /// Each retry's response (or transport error).
+    pub attempts: Vec<Result<Response, String>>,
+}
+
+impl Recovery {
+    pub fn recovered(&self) -> bool {
+        self.attempts
+            .last()
+            .is_some_and(|a| a.as_ref().is_ok_and(Response::is_success))
+    }
+}
+
+impl BurstReport {
+    /// The first 429 of the burst.
+    pub fn limited(&self) -> Option<&Response> {
+        self.responses.iter().find(|r| r.status == 429)
+    }
+
+    /// Requests per second actually achieved.
+    pub fn achieved_rate(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64().max(1e-6);
+        f64::from(self.sent) / seconds
+    }
+
+    /// One line on what the burst did, for every rate_limit message.
+    pub fn summary(&self) -> String {
+        let first = match self.first_limited_after {
+            Some(n) => format!("the first 429 came after {n} responses"),
+            None => "no 429 came".into(),
+        };
+        format!(
+            "burst of {} x {} (cap {}, concurrency {}) in {:.2} s, {:.0} requests/s; {first}",
+            self.sent,
+            self.request,
+            self.cap,
+            self.concurrency,
+            self.elapsed.as_secs_f64(),
+            self.achieved_rate()
+        )
+    }
+
+    /// The rate-limit headers of each response, in completion order.
+    pub fn rate_limit_infos(&self) -> Vec<(usize, RateLimitInfo)> {
+        self.responses
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| rate_limit_info(r).map(|info| (i, info)))
+            .collect()
+    }
+}
+
+/// The RateLimit headers of a response, in whichever form it used.
+pub fn rate_limit_info(response: &Response) -> Option<RateLimitInfo> {
+    hints::parse_rate_limit(
+        response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+        SystemTime::now(),
+    )
+}
+
+/// The parsed Retry-After of a response, or why not: `Ok(None)` when absent.
+pub fn retry_after(response: &Response) -> Result<Option<RetryAfter>, String> {
+    match response.header("retry-after") {
+        None => Ok(None),
+        Some(value) => hints::parse_retry_after(value).map(Some).ok_or_else(|| {
+            format!("Retry-After \"{value}\" is neither delta-seconds nor an HTTP-date")
+        }),
+    }
+}
+
+/// Run the burst, then the recovery. `cx` must hold the run's exclusive traffic lock.
+pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
+    let settings = &cx.settings().burst;
+    let spec = settings
+        .request
+        .clone()
+        .unwrap_or_else(|| RequestSpec::get(&cx.settings().jobs.read_path));
+    let outgoing = cx.outgoing(&spec);
+    let cap = settings.max_requests;
+    let concurrency = settings.concurrency;
+    let unpaced = SendOptions {
+        paced: false,
+        retry_rate_limited: false,
+    };
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let client = cx.client();
+    cx.progress(&format!(
+        "burst: up to {cap} requests, {concurrency} at a time, until the first 429"
+    ));
+    let results: Vec<_> = stream::iter(0..cap)
+        .map(|_| {
+            let (stop, outgoing) = (&stop, &outgoing);
+            async move {
+                if stop.load(Ordering::Relaxed) || started.elapsed() > BURST_TIME_LIMIT {
+                    return None;
+                }
+                let result = client.send(cx.name, outgoing, unpaced).await;
+                // Stop at the first 429, and at any sign of harm (5xx, transport error).
+                if result
+                    .as_ref()
+                    .map_or(true, |r| r.status == 429 || r.status >= 500)
+                {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                Some(result)
+            }
+        })
+        .buffer_unordered(concurrency as usize)
+        .filter_map(|r| async move { r })
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let mut responses = Vec::new();
+    let mut transport_errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(response) => responses.push(response),
+            Err(error) => transport_errors.push(error.to_string()),
+        }
+    }
+    let first_limited_after = responses
+        .iter()
+        .position(|r| r.status == 429)
+        .map(|i| i + 1);
+    let mut report = BurstReport {
+        request: spec.describe(),
+        sent: (responses.len() + transport_errors.len()) as u32,
+        cap,
+        concurrency,
+        elapsed,
+        responses,
+        transport_errors,
+        first_limited_after,
+        recovery: None,
+    };
+    if let Some(limited) = report.limited().cloned() {
+        report.recovery = Some(recover(cx, &outgoing, limited).await);
+    }
+    Ok(report)
+}
+
+/// Wait as `limited` hints (or the documented schedule), retry, and repeat until a success
+/// or the suite's number of attempts.
+async fn recover(
+    cx: &CheckContext<'_>,
+    outgoing: &crate::client::Outgoing,
+    limited: Response,
+) -> Recovery {
+    let cap = Duration::from_secs(cx.settings().target.max_retry_after_seconds);
+    let attempts_allowed = cx.settings().burst.recovery_attempts.max(1);
+    let mut recovery = Recovery {
+        waits: Vec::new(),
+        capped_hint: None,
+        attempts: Vec::new(),
+    };
+    let mut last = limited;
+    for attempt in 0..attempts_allowed {
+        let (wait, why) = match retry_after(&last) {
+            Ok(Some(hint)) => {
+                let wanted = hint.wait_from(SystemTime::now());
+                if wanted > cap {
+                    recovery.capped_hint.get_or_insert(wanted);
+                }
+                let value = last.header("retry-after").unwrap_or_default().to_string();
+                (wanted.min(cap), format!("Retry-After: {value}"))
+            }
+            _ => (
+                hints::documented_backoff(attempt, rand::random::<f64>()).min(cap),
+                format!("no usable hint, documented backoff step {}", attempt + 1),
+            ),
+        };
+        cx.progress(&format!(
+            "rate limited; waiting {:.1} s ({why}) before retrying",
+            wait.as_secs_f64()
+        ));
+        tokio::time::sleep(wait).await;
+        cx.run.record.add_wait(cx.name, wait);
+        recovery.waits.push((wait, why));
+        let options = SendOptions {
+            paced: false,
+            retry_rate_limited: false,
+        };
+        match cx.client().send(cx.name, outgoing, options).await {
+            Ok(response) => {
+                let done = response.status != 429;
+                recovery.attempts.push(Ok(response.clone()));
+                if done {
+                    break;
+                }
+                last = response;
+            }
+            Err(error) => {
+                recovery.attempts.push(Err(error.to_string()));
+                break;
+            }
+        }
+    }
+    recovery
+}

@@ -1,0 +1,80 @@
+//! `credits::*` kind: a job the tenant cannot pay for is refused with 402 and leaves nothing
+//! behind: no job, no charge.
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde::Deserialize;
+
+use super::{error_code, status_finding, Check, Findings, Needs};
+use crate::context::{Abort, CheckContext};
+use crate::oracle::Snapshot;
+use crate::suite::{RequestSpec, Settings, StatusSet};
+
+/// A create the tenant cannot afford (by default sent with `--broke-key`) gets 402 with the
+/// code, and creates no job and no usage event for that tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsufficientCredits {
+    /// A create request the tenant cannot pay for: with `credential = "broke"`, or an
+    /// oversize request with the valid key.
+    request: RequestSpec,
+    #[serde(default = "payment_required")]
+    expect_status: StatusSet,
+    #[serde(default = "insufficient_credits")]
+    expect_code: String,
+}
+
+fn payment_required() -> StatusSet {
+    StatusSet::exactly(&[402])
+}
+
+fn insufficient_credits() -> String {
+    "insufficient_credits".into()
+}
+
+impl Check for InsufficientCredits {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs {
+            exclusive: true,
+            ..Needs::of([&self.request])
+        }
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let credential = self.request.credential;
+            let before = Snapshot::take(cx, credential).await?;
+            let response = cx.send(&self.request).await?;
+            let after = Snapshot::take(cx, credential).await?;
+            let mut findings: Findings = status_finding(&response, &self.expect_status)
+                .into_iter()
+                .collect();
+            if findings.is_empty() && error_code(cx, &response) != Some(self.expect_code.as_str()) {
+                findings.push(format!(
+                    "expected error code \"{}\", saw {} in {}",
+                    self.expect_code,
+                    error_code(cx, &response)
+                        .map(|c| format!("\"{c}\""))
+                        .unwrap_or_else(|| "none".into()),
+                    response.label()
+                ));
+            }
+            let new_jobs = after.new_jobs(&before);
+            if !new_jobs.is_empty() {
+                findings.push(format!(
+                    "the refused create still made job(s) {}",
+                    new_jobs.join(", ")
+                ));
+            }
+            if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
+                findings.push(format!(
+                    "the refused create still added {} usage event(s): {}",
+                    events.len(),
+                    events[0]
+                ));
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}

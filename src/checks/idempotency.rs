@@ -1,0 +1,449 @@
+//! `idempotency::*` kinds: retrying a request has no duplicate side effect. Reads change
+//! nothing; a create retried with the same `Idempotency-Key` replays the original; starting a
+//! job twice never charges twice. Side effects are observed with [`crate::oracle`].
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Check, Findings, Needs};
+use crate::client::{Outgoing, Response};
+use crate::context::{Abort, CheckContext};
+use crate::jobs::{id_text, status_of};
+use crate::oracle::Snapshot;
+use crate::suite::{Credential, RequestSpec, Settings};
+
+/// A fresh idempotency key, unique to this run and use.
+fn fresh_key() -> String {
+    format!("apiconform-{:032x}", rand::random::<u128>())
+}
+
+/// The suite's create request (`[jobs] create_path` and `create_body`) with an idempotency key.
+fn create_with_key(cx: &CheckContext, key: &str, body: Value, credential: Credential) -> Outgoing {
+    let settings = cx.settings();
+    let mut request = Outgoing::get(settings.jobs.create_path.clone());
+    request.method = "POST".into();
+    request.body = Some(body);
+    request.credential = credential;
+    request.headers.push((
+        settings.idempotency.header.clone(),
+        settings.idempotency.value(key),
+    ));
+    request
+}
+
+/// The id a create reply carries, per the suite's pointer.
+fn created_id(cx: &CheckContext, response: &Response) -> Option<String> {
+    id_text(response.pointer(&cx.settings().jobs.created_id_pointer))
+}
+
+/// A create that must succeed for the check to go on; anything else is the check's finding.
+fn expect_created(cx: &CheckContext, response: &Response, what: &str) -> Result<String, Findings> {
+    if !response.is_success() {
+        return Err(vec![format!(
+            "{what}: expected 2xx, got {}; body: {}",
+            response.label(),
+            response.body_excerpt(200)
+        )]);
+    }
+    created_id(cx, response).ok_or_else(|| {
+        vec![format!(
+            "{what}: the reply has no job id at {}, in {}",
+            cx.settings().jobs.created_id_pointer,
+            response.label()
+        )]
+    })
+}
+
+/// The create body with `video_url` (or the first string field) changed, so it differs.
+fn other_body(body: &Value) -> Value {
+    let mut other = body.clone();
+    if let Some(object) = other.as_object_mut() {
+        let field = if object.contains_key("video_url") {
+            Some("video_url".to_string())
+        } else {
+            object
+                .iter()
+                .find(|(_, v)| v.is_string())
+                .map(|(k, _)| k.clone())
+        };
+        match field {
+            Some(field) => {
+                let old = object[&field].as_str().unwrap_or_default().to_string();
+                object.insert(field, Value::String(format!("{old}?variant=2")));
+            }
+            None => {
+                object.insert("apiconform_variant".into(), Value::from(2));
+            }
+        }
+    }
+    other
+}
+
+fn writes_alone() -> Needs {
+    Needs {
+        writes: true,
+        exclusive: true,
+        ..Needs::default()
+    }
+}
+
+/// Reading a job several times gives the same representation and changes no job and no charge.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadsAreSafe {
+    request: RequestSpec,
+    #[serde(default = "three")]
+    reads: u32,
+    /// JSON pointers of fields allowed to change between reads (a server clock, say).
+    #[serde(default)]
+    ignore: Vec<String>,
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl Check for ReadsAreSafe {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs {
+            exclusive: true,
+            ..Needs::of([&self.request])
+        }
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let before = Snapshot::take(cx, Credential::Valid).await?;
+            let mut reads = Vec::new();
+            for _ in 0..self.reads.clamp(2, 10) {
+                reads.push(cx.send(&self.request).await?);
+            }
+            let after = Snapshot::take(cx, Credential::Valid).await?;
+            let mut findings = Vec::new();
+            let bodies: Vec<Option<Value>> = reads
+                .iter()
+                .map(|r| {
+                    r.json.clone().map(|mut json| {
+                        for pointer in &self.ignore {
+                            if let Some(value) = json.pointer_mut(pointer) {
+                                *value = Value::Null;
+                            }
+                        }
+                        json
+                    })
+                })
+                .collect();
+            let jobs = &cx.settings().jobs;
+            let all_terminal = bodies.iter().all(|b| {
+                b.as_ref()
+                    .and_then(|b| status_of(b, jobs))
+                    .is_some_and(|s| jobs.is_terminal(s))
+            });
+            if all_terminal {
+                for (read, body) in reads.iter().zip(&bodies).skip(1) {
+                    if body != &bodies[0] {
+                        findings.push(format!(
+                            "the same finished job read twice differs: first {}, then {} in {}",
+                            crate::jobs::shown(bodies[0].as_ref()),
+                            crate::jobs::shown(body.as_ref()),
+                            read.label()
+                        ));
+                        break;
+                    }
+                }
+            } else {
+                cx.note("the job is not finished, so only side effects were compared");
+            }
+            let new_jobs = after.new_jobs(&before);
+            if !new_jobs.is_empty() {
+                findings.push(format!(
+                    "reading a job created job(s): {}",
+                    new_jobs.join(", ")
+                ));
+            }
+            if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
+                findings.push(format!(
+                    "reading a job added {} usage event(s), e.g. {}",
+                    events.len(),
+                    events[0]
+                ));
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}
+
+/// The same create sent twice with one `Idempotency-Key` returns the same job, and exactly
+/// one new job (and at most one charge) exists afterwards.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotentCreate {}
+
+impl Check for IdempotentCreate {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        writes_alone()
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let before = Snapshot::take(cx, Credential::Valid).await?;
+            let key = fresh_key();
+            let request = create_with_key(cx, &key, cx.settings().jobs.create_body.clone(), Credential::Valid);
+            let first = cx.send_outgoing(&request).await?;
+            let first_id = match expect_created(cx, &first, "the first create") {
+                Ok(id) => id,
+                Err(findings) => return Ok(findings),
+            };
+            let retry = cx.send_outgoing(&request).await?;
+            let after = Snapshot::take(cx, Credential::Valid).await?;
+            let mut findings = Vec::new();
+            match expect_created(cx, &retry, "the retry with the same key and body") {
+                Err(mut f) => findings.append(&mut f),
+                Ok(id) if id != first_id => findings.push(format!(
+                    "the retry with the same Idempotency-Key created job {id} instead of replaying {first_id}, in {}",
+                    retry.label()
+                )),
+                Ok(_) => {}
+            }
+            let new_jobs = after.new_jobs(&before);
+            if new_jobs.len() > 1 {
+                findings.push(format!(
+                    "expected exactly one new job ({first_id}) after the create and its retry, the job list shows {}: {}",
+                    new_jobs.len(),
+                    new_jobs.join(", ")
+                ));
+            }
+            if let Some(events) = after.new_events(&before) {
+                if events.len() > 1 {
+                    findings.push(format!(
+                        "the create and its retry added {} usage events (at most one charge expected)",
+                        events.len()
+                    ));
+                }
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}
+
+/// The same `Idempotency-Key` with another body is refused with 422 (IETF draft).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyReuse {}
+
+impl Check for KeyReuse {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        writes_alone()
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let key = fresh_key();
+            let body = cx.settings().jobs.create_body.clone();
+            let first = cx
+                .send_outgoing(&create_with_key(cx, &key, body.clone(), Credential::Valid))
+                .await?;
+            let first_id = match expect_created(cx, &first, "the first create") {
+                Ok(id) => id,
+                Err(findings) => return Ok(findings),
+            };
+            let reuse = cx
+                .send_outgoing(&create_with_key(
+                    cx,
+                    &key,
+                    other_body(&body),
+                    Credential::Valid,
+                ))
+                .await?;
+            if reuse.status == 422 {
+                return Ok(Vec::new());
+            }
+            let what = match created_id(cx, &reuse) {
+                Some(id) if reuse.is_success() && id == first_id => {
+                    "replayed the first job for a different body"
+                }
+                Some(_) if reuse.is_success() => "created a second job",
+                _ => "did not answer 422",
+            };
+            Ok(vec![format!(
+                "the same Idempotency-Key with another body {what}: expected 422, got {}",
+                reuse.label()
+            )])
+        }
+        .boxed()
+    }
+}
+
+/// Two identical creates sent at once with one key make one job: both get it, or one gets 409.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrentCreate {}
+
+impl Check for ConcurrentCreate {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        writes_alone()
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let before = Snapshot::take(cx, Credential::Valid).await?;
+            let key = fresh_key();
+            let request = create_with_key(cx, &key, cx.settings().jobs.create_body.clone(), Credential::Valid);
+            let (a, b) = tokio::join!(cx.send_outgoing(&request), cx.send_outgoing(&request));
+            let (a, b) = (a?, b?);
+            let after = Snapshot::take(cx, Credential::Valid).await?;
+            let mut findings = Vec::new();
+            let ids: Vec<Option<String>> = [&a, &b]
+                .iter()
+                .map(|r| if r.is_success() { created_id(cx, r) } else { None })
+                .collect();
+            let outcome_ok = match (a.status, b.status) {
+                (x, y) if (200..300).contains(&x) && (200..300).contains(&y) => ids[0] == ids[1],
+                (x, 409) | (409, x) => (200..300).contains(&x),
+                _ => false,
+            };
+            if !outcome_ok {
+                findings.push(format!(
+                    "two concurrent creates with one key: expected one job for both or a 409 for one, got {} (job {}) and {} (job {})",
+                    a.label(),
+                    ids[0].as_deref().unwrap_or("none"),
+                    b.label(),
+                    ids[1].as_deref().unwrap_or("none")
+                ));
+            }
+            let new_jobs = after.new_jobs(&before);
+            if new_jobs.len() > 1 {
+                findings.push(format!("{} jobs were created: {}", new_jobs.len(), new_jobs.join(", ")));
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}
+
+/// A key used by one tenant does not replay that tenant's result to another.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantScoped {}
+
+impl Check for TenantScoped {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs {
+            second_key: true,
+            ..writes_alone()
+        }
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let key = fresh_key();
+            let body = cx.settings().jobs.create_body.clone();
+            let first = cx.send_outgoing(&create_with_key(cx, &key, body.clone(), Credential::Valid)).await?;
+            let first_id = match expect_created(cx, &first, "the first tenant's create") {
+                Ok(id) => id,
+                Err(findings) => return Ok(findings),
+            };
+            let other = cx.send_outgoing(&create_with_key(cx, &key, body, Credential::Second)).await?;
+            if other.status >= 500 {
+                return Ok(vec![format!("the second tenant's create with the same key failed: {}", other.label())]);
+            }
+            Ok(match created_id(cx, &other) {
+                Some(id) if id == first_id => vec![format!(
+                    "the second tenant, sending the first tenant's Idempotency-Key, got the first tenant's job {id}, in {}",
+                    other.label()
+                )],
+                _ => Vec::new(),
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Starting a job that is already processing, and again once it is finished, never charges a
+/// second time and is never a 5xx.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartOnce {}
+
+impl Check for StartOnce {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        writes_alone()
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let settings = cx.settings();
+            let mut create = Outgoing::get(settings.jobs.create_path.clone());
+            create.method = "POST".into();
+            create.body = Some(settings.jobs.create_body.clone());
+            let created = cx.send_outgoing(&create).await?;
+            let job_id = match expect_created(cx, &created, "creating the job to start") {
+                Ok(id) => id,
+                Err(findings) => return Ok(findings),
+            };
+            let mut findings = Vec::new();
+            let mut start = Outgoing::get(settings.jobs.start_path.replace("{job_id}", &crate::suite::encode_segment(&job_id)));
+            start.method = "POST".into();
+            start.body = Some(Value::Object(Default::default()));
+            start.job_id = Some(job_id.clone());
+            for moment in ["while it is processing", "after it finished"] {
+                if moment == "after it finished" {
+                    wait_until_terminal(cx, &job_id).await?;
+                }
+                let before = Snapshot::take(cx, Credential::Valid).await?;
+                let billing_before = billing_status(cx, &job_id).await?;
+                let reply = cx.send_outgoing(&start).await?;
+                let after = Snapshot::take(cx, Credential::Valid).await?;
+                let billing_after = billing_status(cx, &job_id).await?;
+                if reply.status >= 500 {
+                    findings.push(format!("starting the job again {moment} is a 5xx: {}", reply.label()));
+                }
+                let pointer = &settings.usage.event_job_pointer;
+                if let Some(charges) = after.new_events_for(&before, &job_id, pointer).filter(|n| *n > 0) {
+                    findings.push(format!(
+                        "starting the job again {moment} added {charges} usage event(s) for job {job_id} (a second charge), after {}",
+                        reply.label()
+                    ));
+                }
+                if billing_before != billing_after {
+                    findings.push(format!(
+                        "starting the job again {moment} changed its billing status from {billing_before} to {billing_after}"
+                    ));
+                }
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}
+
+/// The job's billing status as shown in messages.
+async fn billing_status(cx: &CheckContext<'_>, job_id: &str) -> Result<String, Abort> {
+    let mut read = Outgoing::get(cx.settings().jobs.read_path_for(job_id));
+    read.job_id = Some(job_id.to_string());
+    let response = cx.send_outgoing(&read).await?;
+    Ok(crate::jobs::shown(
+        response.pointer(&cx.settings().usage.billing_status_pointer),
+    ))
+}
+
+/// Poll the job until it is terminal (within the suite's deadline).
+async fn wait_until_terminal(cx: &CheckContext<'_>, job_id: &str) -> Result<(), Abort> {
+    let jobs = &cx.settings().jobs;
+    crate::jobs::poll_until_terminal(
+        cx.client(),
+        jobs,
+        job_id,
+        cx.run.poll_interval(),
+        cx.run.job_deadline(None),
+        cx.name,
+        |_| {},
+    )
+    .await
+    .map(|_| ())
+    .map_err(Abort::Errored)
+}

@@ -1,0 +1,429 @@
+//! `lifecycle::*` kinds: a job moves through the documented state machine (CONTRACT.md
+//! section 3) in finite time, with progress that never goes down, and ends usable.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Check, Findings, NamedCheck, Needs};
+use crate::client::{Outgoing, Response};
+use crate::context::{Abort, CheckContext};
+use crate::jobs::{id_text, invariant_violations, is_absolute_url, status_of, Phase};
+use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
+
+/// What a sample input is expected to end as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Completed,
+    Failed,
+    /// Either terminal state.
+    #[default]
+    Terminal,
+}
+
+/// One sample input of a lifecycle check, as the suite lists it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// Becomes the check's name, `lifecycle::<name>`.
+    pub name: String,
+    /// The create body.
+    pub body: Value,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Overrides `[jobs] deadline_seconds` for this input.
+    pub deadline_seconds: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleParams {
+    inputs: Vec<Input>,
+}
+
+/// A `[[check]]` of kind `job_lifecycle` becomes one check per input; its name must contain
+/// `{input}`, replaced by each input's name.
+pub fn expand(decl: &CheckDecl) -> Result<Vec<NamedCheck>, String> {
+    let params: LifecycleParams = super::params(decl)?;
+    if !decl.name.contains("{input}") {
+        return Err(format!(
+            "the name must contain {{input}}, e.g. \"lifecycle::{{input}}\" (is `{}`)",
+            decl.name
+        ));
+    }
+    if params.inputs.is_empty() {
+        return Err("`inputs` must list at least one sample input".into());
+    }
+    let mut checks: Vec<NamedCheck> = Vec::new();
+    for input in params.inputs {
+        if input.name.is_empty()
+            || !input
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "input name `{}` must be letters, digits, `_` or `-`",
+                input.name
+            ));
+        }
+        if let Some(d) = input.deadline_seconds {
+            if !(d > 0.0 && d < 1e7) {
+                return Err(format!(
+                    "input `{}`: deadline_seconds must be a positive number",
+                    input.name
+                ));
+            }
+        }
+        checks.push((
+            decl.name.replace("{input}", &input.name),
+            Box::new(JobLifecycle { input }),
+        ));
+    }
+    Ok(checks)
+}
+
+/// Create a job from one sample input and follow it to a terminal state.
+pub struct JobLifecycle {
+    input: Input,
+}
+
+/// One read of the job while following it.
+struct Observation {
+    at: Duration,
+    status: Option<String>,
+    progress: Option<f64>,
+    label: String,
+}
+
+impl Check for JobLifecycle {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs {
+            writes: true,
+            ..Needs::default()
+        }
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let jobs = &cx.settings().jobs;
+            let started = Instant::now();
+            let job_id = match create(cx, self.input.body.clone()).await? {
+                Ok(id) => id,
+                Err(finding) => return Ok(vec![finding]),
+            };
+            let deadline = cx.run.job_deadline(self.input.deadline_seconds);
+            let poll = cx.run.poll_interval();
+            cx.progress(&format!("following job {job_id} until it finishes (deadline {} s)", deadline.as_secs_f64()));
+            let mut observations = Vec::new();
+            let mut findings = Vec::new();
+            let terminal = loop {
+                let response = read(cx, &job_id).await?;
+                if !response.is_success() {
+                    findings.push(format!("reading the job: expected 2xx, got {}", response.label()));
+                    return Ok(findings);
+                }
+                observations.push(observe(&response, jobs, started.elapsed()));
+                note_violations(&response, jobs, &mut findings);
+                if observations.last().and_then(|o| o.status.as_deref()).is_some_and(|s| jobs.is_terminal(s)) {
+                    break response;
+                }
+                if started.elapsed() + poll > deadline {
+                    findings.push(format!(
+                        "the job did not reach a terminal state within the {} s deadline; states seen: {}",
+                        deadline.as_secs_f64(),
+                        story(&observations)
+                    ));
+                    findings.extend(transition_findings(&observations, jobs));
+                    return Ok(dedup(findings));
+                }
+                tokio::time::sleep(poll).await;
+                cx.run.record.add_wait(cx.name, poll);
+            };
+            let time_to_terminal = started.elapsed();
+            // Terminal states never change: read a few more times.
+            for _ in 0..3 {
+                tokio::time::sleep(poll).await;
+                cx.run.record.add_wait(cx.name, poll);
+                let response = read(cx, &job_id).await?;
+                observations.push(observe(&response, jobs, started.elapsed()));
+                note_violations(&response, jobs, &mut findings);
+            }
+            findings.extend(transition_findings(&observations, jobs));
+            let final_status = status_of(terminal.json.as_ref().unwrap_or(&Value::Null), jobs).unwrap_or_default().to_string();
+            match (self.input.expect, jobs.phase(&final_status)) {
+                (Expect::Completed, Some(Phase::Failed)) => findings.push(format!(
+                    "expected input `{}` to complete, it failed: {}",
+                    self.input.name,
+                    crate::jobs::shown(terminal.pointer(&jobs.error_pointer))
+                )),
+                (Expect::Failed, Some(Phase::Completed)) => findings.push(format!(
+                    "expected input `{}` to fail (the service cannot process it), it completed",
+                    self.input.name
+                )),
+                _ => {}
+            }
+            if jobs.phase(&final_status) == Some(Phase::Completed) {
+                if let Some(finding) = output_unreachable(cx, &terminal).await? {
+                    findings.push(finding);
+                }
+            }
+            cx.note(&format!("{final_status} after {:.1} s; states: {}", time_to_terminal.as_secs_f64(), story(&observations)));
+            Ok(dedup(findings))
+        }
+        .boxed()
+    }
+}
+
+/// A job created with auto-start off waits in the pre-processing state until started, and the
+/// start reply says it is processing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualStart {
+    /// The create body; `auto_start = false` is added when absent.
+    body: Option<Value>,
+    /// How long to watch the job stay pending before starting it.
+    #[serde(default = "one_second")]
+    observe_seconds: f64,
+    /// The status the start reply must carry.
+    #[serde(default = "processing")]
+    expect_start_status: String,
+}
+
+fn one_second() -> f64 {
+    1.0
+}
+
+fn processing() -> String {
+    "processing".into()
+}
+
+impl Check for ManualStart {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs {
+            writes: true,
+            ..Needs::default()
+        }
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let jobs = &cx.settings().jobs;
+            let mut body = self.body.clone().unwrap_or_else(|| jobs.create_body.clone());
+            if let Some(object) = body.as_object_mut() {
+                object.entry("auto_start").or_insert(Value::Bool(false));
+            }
+            let job_id = match create(cx, body).await? {
+                Ok(id) => id,
+                Err(finding) => return Ok(vec![finding]),
+            };
+            let mut findings = Vec::new();
+            let watch = Duration::from_secs_f64(self.observe_seconds.clamp(0.0, 60.0));
+            let reads = 3;
+            for i in 0..reads {
+                if i > 0 {
+                    tokio::time::sleep(watch / (reads - 1)).await;
+                    cx.run.record.add_wait(cx.name, watch / (reads - 1));
+                }
+                let response = read(cx, &job_id).await?;
+                if !response.is_success() {
+                    findings.push(format!("reading the job: expected 2xx, got {}", response.label()));
+                    return Ok(findings);
+                }
+                let status = response.json.as_ref().and_then(|j| status_of(j, jobs)).unwrap_or_default();
+                if jobs.phase(status) != Some(Phase::Pending) {
+                    findings.push(format!(
+                        "a job created with auto_start false must wait in {} until started, but reads \"{status}\" in {}",
+                        jobs.pending_states.join(" or "),
+                        response.label()
+                    ));
+                    return Ok(findings);
+                }
+            }
+            let mut start = Outgoing::get(jobs.start_path.replace("{job_id}", &crate::suite::encode_segment(&job_id)));
+            start.method = "POST".into();
+            start.body = Some(Value::Object(Default::default()));
+            start.job_id = Some(job_id.clone());
+            let reply = cx.send_outgoing(&start).await?;
+            if !reply.is_success() {
+                findings.push(format!("starting the job: expected 2xx, got {}; body: {}", reply.label(), reply.body_excerpt(200)));
+                return Ok(findings);
+            }
+            let said = reply.pointer(&jobs.status_pointer).and_then(Value::as_str).unwrap_or_default();
+            if said != self.expect_start_status {
+                findings.push(format!(
+                    "the start reply must say \"{}\", says \"{said}\" in {}",
+                    self.expect_start_status,
+                    reply.label()
+                ));
+            }
+            let response = read(cx, &job_id).await?;
+            let status = response.json.as_ref().and_then(|j| status_of(j, jobs)).unwrap_or_default();
+            if jobs.phase(status) == Some(Phase::Pending) {
+                findings.push(format!("after a successful start the job still reads \"{status}\" in {}", response.label()));
+            }
+            Ok(findings)
+        }
+        .boxed()
+    }
+}
+
+/// POST the create path with `body`; the job id, or the finding when creation failed.
+async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, String>, Abort> {
+    let jobs = &cx.settings().jobs;
+    let mut request = Outgoing::get(jobs.create_path.clone());
+    request.method = "POST".into();
+    request.body = Some(body);
+    let reply = cx.send_outgoing(&request).await?;
+    if !reply.is_success() {
+        return Ok(Err(format!(
+            "creating the job: expected 2xx, got {}; body: {}",
+            reply.label(),
+            reply.body_excerpt(200)
+        )));
+    }
+    Ok(
+        id_text(reply.pointer(&jobs.created_id_pointer)).ok_or_else(|| {
+            format!(
+                "creating the job: no id at {} in {}",
+                jobs.created_id_pointer,
+                reply.label()
+            )
+        }),
+    )
+}
+
+async fn read(cx: &CheckContext<'_>, job_id: &str) -> Result<Response, Abort> {
+    let mut read = Outgoing::get(cx.settings().jobs.read_path_for(job_id));
+    read.job_id = Some(job_id.to_string());
+    cx.send_outgoing(&read).await
+}
+
+fn observe(response: &Response, jobs: &JobSettings, at: Duration) -> Observation {
+    let json = response.json.as_ref();
+    Observation {
+        at,
+        status: json.and_then(|j| status_of(j, jobs)).map(String::from),
+        progress: json
+            .and_then(|j| j.pointer(&jobs.progress_pointer))
+            .and_then(Value::as_f64),
+        label: response.label(),
+    }
+}
+
+fn note_violations(response: &Response, jobs: &JobSettings, findings: &mut Findings) {
+    if let Some(json) = &response.json {
+        findings.extend(
+            invariant_violations(json, jobs)
+                .into_iter()
+                .map(|v| format!("{v}, in {}", response.label())),
+        );
+    }
+}
+
+/// How far along the state machine a phase is; moves may skip forward (a poll can miss a
+/// short state) but never go back.
+fn rank(phase: Phase) -> u8 {
+    match phase {
+        Phase::Pending => 0,
+        Phase::Processing => 1,
+        Phase::Completed | Phase::Failed => 2,
+    }
+}
+
+/// Disallowed moves, progress that goes down, terminal states that change.
+fn transition_findings(observations: &[Observation], jobs: &JobSettings) -> Findings {
+    let mut findings = Vec::new();
+    for pair in observations.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let (Some(from), Some(to)) = (before.status.as_deref(), after.status.as_deref()) else {
+            continue;
+        };
+        let (Some(from_phase), Some(to_phase)) = (jobs.phase(from), jobs.phase(to)) else {
+            continue;
+        };
+        if jobs.is_terminal(from) && from != to {
+            findings.push(format!(
+                "a {from} job is terminal but later read \"{to}\", in {}",
+                after.label
+            ));
+        } else if rank(to_phase) < rank(from_phase) {
+            findings.push(format!(
+                "the job moved backwards from \"{from}\" to \"{to}\", in {}",
+                after.label
+            ));
+        }
+        if let (Some(p0), Some(p1)) = (before.progress, after.progress) {
+            if p1 < p0 {
+                findings.push(format!(
+                    "progress went down from {p0} to {p1}, in {}",
+                    after.label
+                ));
+            }
+        }
+    }
+    findings
+}
+
+/// The states seen, compressed: `pending → processing (10..90%) → completed`.
+fn story(observations: &[Observation]) -> String {
+    let mut parts: Vec<(String, Vec<f64>, Duration)> = Vec::new();
+    for o in observations {
+        let status = o.status.clone().unwrap_or_else(|| "?".into());
+        match parts.last_mut() {
+            Some((last, progress, _)) if *last == status => progress.extend(o.progress),
+            _ => parts.push((status, o.progress.into_iter().collect(), o.at)),
+        }
+    }
+    parts
+        .iter()
+        .map(|(status, progress, at)| {
+            let range = match (progress.first(), progress.last()) {
+                (Some(a), Some(b)) if progress.len() > 1 && a != b => format!(" {a}..{b}%"),
+                _ => String::new(),
+            };
+            format!("{status}{range} at {:.1} s", at.as_secs_f64())
+        })
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+/// A finding when a completed job's output URL cannot be fetched (HEAD, then GET), without the key.
+async fn output_unreachable(
+    cx: &CheckContext<'_>,
+    terminal: &Response,
+) -> Result<Option<String>, Abort> {
+    let pointer = &cx.settings().jobs.output_pointer;
+    let Some(url) = terminal
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|u| is_absolute_url(u))
+    else {
+        return Ok(None); // the invariants already report a missing or relative URL
+    };
+    let mut last = String::new();
+    for method in ["HEAD", "GET"] {
+        let mut request = Outgoing::get(url);
+        request.method = method.into();
+        request.credential = Credential::Missing;
+        match cx.send_outgoing(&request).await {
+            Ok(response) if response.is_success() => return Ok(None),
+            Ok(response) => last = response.label(),
+            Err(Abort::Errored(e)) => last = e,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(Some(format!(
+        "the output URL {url} of the completed job cannot be fetched: {last}"
+    )))
+}
+
+fn dedup(mut findings: Findings) -> Findings {
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert(f.clone()));
+    findings
+}

@@ -1,0 +1,325 @@
+//! The evidence of a check ([`Evidence`]): every exchange it made, and for a failure the curl
+//! line that reproduces the request the failure is about.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{curl, human_duration, outcome_word, rfc3339, seconds, CheckEntry};
+use crate::record::{CheckRecord, Exchange, Outcome};
+use crate::secrets::Secrets;
+
+/// What a check did, as recorded (masked).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evidence {
+    /// The check's exchanges in the order sent, plus a harness exchange (job set-up) when the
+    /// message is about it.
+    pub exchanges: Vec<ExchangeEvidence>,
+    /// For a failed or errored check: a curl command reproducing the failing request.
+    pub curl: Option<String>,
+    /// The id of the exchange `curl` reproduces.
+    pub curl_exchange: Option<usize>,
+}
+
+/// One request and its response.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExchangeEvidence {
+    pub id: usize,
+    /// The check that sent it, or a `run::` step of the harness (probe, job set-up).
+    pub sent_by: String,
+    pub method: String,
+    pub url: String,
+    pub request_headers: Vec<Header>,
+    pub request_body: Option<String>,
+    /// None when no response came (see `error`).
+    pub status: Option<u16>,
+    pub response_headers: Vec<Header>,
+    /// The start of the response body (the record keeps at most 2 KiB).
+    pub body_excerpt: String,
+    /// The excerpt is cut; it ends with the body's full size.
+    pub body_truncated: bool,
+    /// Transport error, when there was no response.
+    pub error: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
+    pub elapsed: Duration,
+    pub request_id: Option<String>,
+    pub job_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+impl ExchangeEvidence {
+    /// The exchange as shown, every text masked again (the record should be already).
+    fn new(exchange: &Exchange, secrets: &Secrets) -> ExchangeEvidence {
+        let mask = |text: &String| secrets.mask(text);
+        let headers = |list: &[(String, String)]| {
+            list.iter()
+                .map(|(name, value)| Header {
+                    name: mask(name),
+                    value: mask(value),
+                })
+                .collect()
+        };
+        ExchangeEvidence {
+            id: exchange.id,
+            sent_by: exchange.check.clone(),
+            method: mask(&exchange.method),
+            url: mask(&exchange.url),
+            request_headers: headers(&exchange.request_headers),
+            request_body: exchange.request_body.as_ref().map(mask),
+            status: exchange.status,
+            response_headers: headers(&exchange.response_headers),
+            body_excerpt: mask(&exchange.body_excerpt),
+            body_truncated: excerpt_was_cut(&exchange.body_excerpt),
+            error: exchange.error.as_ref().map(mask),
+            started_at: DateTime::<Utc>::from(exchange.started),
+            elapsed: exchange.elapsed,
+            request_id: exchange.request_id.as_ref().map(mask),
+            job_id: exchange.job_id.as_ref().map(mask),
+        }
+    }
+}
+
+/// The client ends a cut excerpt with `... [N bytes in all]` (see `client.rs`).
+fn excerpt_was_cut(excerpt: &str) -> bool {
+    excerpt
+        .strip_suffix(" bytes in all]")
+        .and_then(|rest| rest.rsplit_once("... ["))
+        .is_some_and(|(_, size)| !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Request ids shorter than this are not looked for in messages: "1" would match anything.
+const MIN_CITED_ID_LEN: usize = 4;
+
+/// The evidence of `check`, from every exchange of the run, masked by `secrets`.
+pub fn gather(check: &CheckRecord, all: &[Exchange], secrets: &Secrets) -> Evidence {
+    let shown = |e: &Exchange| ExchangeEvidence::new(e, secrets);
+    let own: Vec<&Exchange> = all
+        .iter()
+        .filter(|e| check.exchanges.contains(&e.id))
+        .collect();
+    let mut exchanges: Vec<ExchangeEvidence> = own.iter().map(|e| shown(e)).collect();
+    if !matches!(check.outcome, Outcome::Failed | Outcome::Errored) {
+        return Evidence {
+            exchanges,
+            ..Evidence::default()
+        };
+    }
+    // The request the message talks about first; else a harness request it cites (a job
+    // set-up that failed); else the check's last request.
+    let harness = all.iter().filter(|e| e.check.starts_with("run::"));
+    let chosen = first_cited(&check.message, own.iter().copied())
+        .or_else(|| {
+            let cited = first_cited(&check.message, harness)?;
+            exchanges.insert(0, shown(cited));
+            Some(cited)
+        })
+        .or_else(|| own.last().copied());
+    Evidence {
+        curl: chosen.map(|e| curl::command(&shown(e))),
+        curl_exchange: chosen.map(|e| e.id),
+        exchanges,
+    }
+}
+
+/// The exchange whose request id appears earliest in `message`.
+fn first_cited<'a>(
+    message: &str,
+    candidates: impl Iterator<Item = &'a Exchange>,
+) -> Option<&'a Exchange> {
+    candidates
+        .filter_map(|e| {
+            let id = e
+                .request_id
+                .as_deref()
+                .filter(|id| id.len() >= MIN_CITED_ID_LEN)?;
+            Some((message.find(id)?, e))
+        })
+        .min_by_key(|(position, _)| *position)
+        .map(|(_, e)| e)
+}
+
+/// The evidence as plain text (JUnit's system-out): one block per exchange, then the curl line.
+pub fn text(check: &CheckEntry) -> String {
+    let mut out = String::new();
+    match check.outcome {
+        Outcome::Warned => out.push_str(&format!("warning: {}\n\n", check.message)),
+        Outcome::Passed if check.flaky => {
+            out.push_str("flaky: passed only after a transport error was retried\n\n")
+        }
+        _ => {}
+    }
+    out.push_str(&format!(
+        "{} {} {} in {}",
+        check.name,
+        check.level,
+        outcome_word(&check.outcome),
+        human_duration(check.duration)
+    ));
+    if !check.waited.is_zero() {
+        out.push_str(&format!(
+            ", {} waiting on the server",
+            human_duration(check.waited)
+        ));
+    }
+    out.push('\n');
+    // Headers and bodies where someone will read them; one line per exchange elsewhere.
+    let detailed = !matches!(check.outcome, Outcome::Passed | Outcome::Ignored);
+    if detailed {
+        for exchange in &check.evidence.exchanges {
+            out.push('\n');
+            out.push_str(&exchange_text(exchange));
+        }
+    } else if !check.evidence.exchanges.is_empty() {
+        out.push('\n');
+        for exchange in &check.evidence.exchanges {
+            out.push_str(&exchange_line(exchange));
+            out.push('\n');
+        }
+    }
+    if let Some(curl) = &check.evidence.curl {
+        out.push_str("\nreproduce (set API_KEY first):\n");
+        out.push_str(curl);
+        out.push('\n');
+    }
+    out
+}
+
+/// An exchange in full: its line, then the headers sent (`>`) and received (`<`) and bodies.
+fn exchange_text(e: &ExchangeEvidence) -> String {
+    let mut out = exchange_line(e);
+    out.push('\n');
+    for h in &e.request_headers {
+        out.push_str(&format!("> {}: {}\n", h.name, h.value));
+    }
+    if let Some(body) = &e.request_body {
+        out.push_str(&format!("> (body) {body}\n"));
+    }
+    for h in &e.response_headers {
+        out.push_str(&format!("< {}: {}\n", h.name, h.value));
+    }
+    if !e.body_excerpt.is_empty() {
+        let cut = if e.body_truncated { " (cut)" } else { "" };
+        out.push_str(&format!("< (body{cut}) {}\n", e.body_excerpt));
+    }
+    out
+}
+
+/// `#12 GET URL -> 404 in 3 ms, request id req_1, job job_1`
+fn exchange_line(e: &ExchangeEvidence) -> String {
+    let result = match (e.status, &e.error) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(error)) => format!("no response: {error}"),
+        (None, None) => "no response".into(),
+    };
+    let mut out = format!(
+        "#{} {} {} -> {result} in {}",
+        e.id,
+        e.method,
+        e.url,
+        human_duration(e.elapsed)
+    );
+    if let Some(id) = &e.request_id {
+        out.push_str(&format!(", request id {id}"));
+    }
+    if let Some(job) = &e.job_id {
+        out.push_str(&format!(", job {job}"));
+    }
+    if e.sent_by.starts_with("run::") {
+        out.push_str(&format!(" (sent by the harness: {})", e.sent_by));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Level;
+    use std::time::SystemTime;
+
+    fn exchange(id: usize, check: &str, request_id: Option<&str>) -> Exchange {
+        Exchange {
+            id,
+            check: check.into(),
+            method: "GET".into(),
+            url: format!("http://127.0.0.1:1/v1/jobs/{id}"),
+            request_headers: vec![("x-api-key".into(), "$API_KEY".into())],
+            request_body: None,
+            status: Some(200),
+            response_headers: vec![],
+            body_excerpt: String::new(),
+            error: None,
+            started: SystemTime::UNIX_EPOCH,
+            elapsed: Duration::from_millis(3),
+            request_id: request_id.map(String::from),
+            job_id: None,
+            echoed_secret: false,
+        }
+    }
+
+    fn gather_(check: &CheckRecord, all: &[Exchange]) -> Evidence {
+        gather(check, all, &Secrets::default())
+    }
+
+    fn failed(message: &str, exchanges: Vec<usize>) -> CheckRecord {
+        CheckRecord {
+            name: "auth::x".into(),
+            area: "auth".into(),
+            level: Level::Must,
+            outcome: Outcome::Failed,
+            message: message.into(),
+            duration: Duration::ZERO,
+            exchanges,
+            flaky: false,
+            waited: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn curl_reproduces_the_request_the_message_cites_first() {
+        let all = vec![
+            exchange(0, "auth::x", Some("req_aaaa")),
+            exchange(1, "auth::x", Some("req_bbbb")),
+            exchange(2, "auth::x", Some("req_cccc")),
+        ];
+        let evidence = gather_(&failed("saw req_bbbb, then req_aaaa", vec![0, 1, 2]), &all);
+        assert_eq!(evidence.curl_exchange, Some(1));
+        assert!(evidence.curl.unwrap().contains("/v1/jobs/1"));
+        let evidence = gather_(&failed("no id cited", vec![0, 1, 2]), &all);
+        assert_eq!(evidence.curl_exchange, Some(2), "else the last exchange");
+    }
+
+    #[test]
+    fn a_cited_harness_exchange_joins_the_evidence() {
+        let all = vec![
+            exchange(0, "run::job_setup", Some("req_setup")),
+            exchange(1, "auth::x", None),
+        ];
+        let evidence = gather_(
+            &failed("could not create a job (request id req_setup)", vec![1]),
+            &all,
+        );
+        assert_eq!(evidence.curl_exchange, Some(0));
+        let ids: Vec<usize> = evidence.exchanges.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [0, 1]);
+    }
+
+    #[test]
+    fn passing_checks_have_no_curl_and_cut_excerpts_are_flagged() {
+        let mut record = failed("", vec![0]);
+        record.outcome = Outcome::Passed;
+        let mut cut = exchange(0, "auth::x", None);
+        cut.body_excerpt = format!("{}... [5000 bytes in all]", "a".repeat(10));
+        let evidence = gather_(&record, &[cut]);
+        assert!(evidence.curl.is_none());
+        assert!(evidence.exchanges[0].body_truncated);
+        assert!(!excerpt_was_cut("{\"note\": \"... [x bytes in all]\"}"));
+    }
+}

@@ -1,0 +1,28 @@
+//! The JSON report (`--report-json`): the [`Report`] model with a format version, documented
+//! in `schemas/report.schema.json`.
+
+use serde::Serialize;
+
+use super::Report;
+
+/// Raised when a field changes meaning or goes away; new fields do not raise it.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Versioned<'a> {
+    format_version: u32,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// The report as pretty-printed JSON, ending with a newline.
+pub fn render(report: &Report) -> String {
+    let document = Versioned {
+        format_version: FORMAT_VERSION,
+        report,
+    };
+    // Serializing plain structs of strings and numbers cannot fail.
+    let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,312 @@
+//! Reports of a run: one neutral model ([`Report`]) built from the [`RunRecord`], and one
+//! module per format that renders it (JUnit, JSON, Markdown, the console summary).
+//!
+//! Every format reads the same `Report`, so they cannot disagree about an outcome. The record
+//! is already masked; [`build`] masks what it copies from the record again, and
+//! [`write_reports`] masks each rendered file once more, so a key that slipped into the record
+//! by mistake still never reaches a file.
+
+pub mod console;
+pub mod curl;
+pub mod evidence;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::record::{Level, Outcome, RunRecord};
+use crate::secrets::Secrets;
+use crate::suite::{SuiteSource, BUNDLED_SUITE};
+
+pub use evidence::{Evidence, ExchangeEvidence, Header};
+
+/// What the run was: known before the checks run, except its duration.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub suite_name: String,
+    /// `sha256:` and the hex digest of the suite file (see [`suite_hash`]).
+    pub suite_hash: String,
+    pub base_url: String,
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+}
+
+/// A finished run as every report shows it. Serialized, it is the JSON report's body
+/// (documented in `schemas/report.schema.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub tool: Tool,
+    pub suite: SuiteInfo,
+    pub target: TargetInfo,
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+    pub summary: Summary,
+    /// In suite order; only checks that ran or were ignored (a FILTER leaves the others out).
+    pub checks: Vec<CheckEntry>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteInfo {
+    pub name: String,
+    /// `sha256:` and the hex digest of the suite file, so a vendor report names the exact suite.
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetInfo {
+    pub base_url: String,
+}
+
+/// How many checks ended each way, and how long the run waited on the server.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub warned: usize,
+    pub ignored: usize,
+    pub errored: usize,
+    /// Checks that passed only after a transport error was retried.
+    pub flaky: usize,
+    #[serde(rename = "waited_seconds", serialize_with = "seconds")]
+    pub waited: Duration,
+}
+
+impl Summary {
+    /// Failed and errored checks: what makes the run fail.
+    pub fn failures(&self) -> usize {
+        self.failed + self.errored
+    }
+
+    /// When every failure is an error without a verdict and none is a contract violation, the
+    /// target (not the contract) is the likely problem: this sentence says so.
+    pub fn transport_errors_note(&self) -> Option<String> {
+        match (self.failed, self.errored) {
+            (0, 0) | (1.., _) => None,
+            (0, 1) => Some("the only failure is a transport error: the target may be down".into()),
+            (0, n) => Some(format!(
+                "all {n} failures are transport errors: the target may be down"
+            )),
+        }
+    }
+
+    /// "3 passed, 1 failed, 1 warned, 0 errored, 2 ignored": the same words in every format.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} warned, {} errored, {} ignored",
+            self.passed, self.failed, self.warned, self.errored, self.ignored
+        )
+    }
+}
+
+/// One check's outcome with its evidence.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckEntry {
+    pub name: String,
+    pub area: String,
+    pub level: Level,
+    pub outcome: Outcome,
+    /// Why it failed, warned, was ignored or errored; empty when it passed.
+    pub message: String,
+    #[serde(rename = "duration_seconds", serialize_with = "seconds")]
+    pub duration: Duration,
+    pub flaky: bool,
+    #[serde(rename = "waited_seconds", serialize_with = "seconds")]
+    pub waited: Duration,
+    pub evidence: Evidence,
+}
+
+impl CheckEntry {
+    /// Failed or errored: the outcomes that fail the run and get a curl line.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed | Outcome::Errored)
+    }
+}
+
+/// The outcome as one lowercase word, as the JSON report spells it.
+pub fn outcome_word(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::Warned => "warned",
+        Outcome::Ignored => "ignored",
+        Outcome::Errored => "errored",
+    }
+}
+
+/// Build the report of a run from its record. `order` is the suite's check order; checks the
+/// record has that `order` lacks come last, in completion order.
+///
+/// Every text taken from the record is masked by `secrets` once more: renderers escape text
+/// (Markdown, XML), and an escaped key would slip past the mask applied to the written file.
+pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secrets) -> Report {
+    let mut records = record.checks();
+    let position = |name: &str| order.iter().position(|o| *o == name).unwrap_or(order.len());
+    records.sort_by_key(|c| position(&c.name));
+    let exchanges = record.exchanges();
+    let checks: Vec<CheckEntry> = records
+        .iter()
+        .map(|check| CheckEntry {
+            name: check.name.clone(),
+            area: check.area.clone(),
+            level: check.level,
+            outcome: check.outcome.clone(),
+            message: secrets.mask(&check.message),
+            duration: check.duration,
+            flaky: check.flaky,
+            waited: check.waited,
+            evidence: evidence::gather(check, &exchanges, secrets),
+        })
+        .collect();
+    let mut summary = Summary {
+        total: checks.len(),
+        waited: record.waited(None),
+        ..Summary::default()
+    };
+    for check in &checks {
+        *match check.outcome {
+            Outcome::Passed => &mut summary.passed,
+            Outcome::Failed => &mut summary.failed,
+            Outcome::Warned => &mut summary.warned,
+            Outcome::Ignored => &mut summary.ignored,
+            Outcome::Errored => &mut summary.errored,
+        } += 1;
+        summary.flaky += usize::from(check.flaky);
+    }
+    Report {
+        tool: Tool {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        suite: SuiteInfo {
+            name: info.suite_name,
+            hash: info.suite_hash,
+        },
+        target: TargetInfo {
+            base_url: secrets.mask(&info.base_url),
+        },
+        started_at: info.started_at,
+        duration: info.duration,
+        summary,
+        checks,
+    }
+}
+
+/// The areas of the report's checks, in the order they first appear.
+pub fn areas(report: &Report) -> Vec<&str> {
+    let mut areas: Vec<&str> = Vec::new();
+    for check in &report.checks {
+        if !areas.contains(&check.area.as_str()) {
+            areas.push(&check.area);
+        }
+    }
+    areas
+}
+
+/// `sha256:<hex>` of the suite's text: the bundled text, or the file as it is on disk now.
+pub fn suite_hash(source: &SuiteSource) -> Result<String, AppError> {
+    let text = match source {
+        SuiteSource::Bundled => BUNDLED_SUITE.as_bytes().to_vec(),
+        SuiteSource::File(path) => std::fs::read(path).map_err(|e| {
+            AppError::Environment(format!("cannot read suite {}: {e}", path.display()))
+        })?,
+    };
+    Ok(format!("sha256:{:x}", Sha256::digest(&text)))
+}
+
+/// Where the user asked for each report.
+#[derive(Clone, Debug, Default)]
+pub struct ReportPaths {
+    pub junit: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+}
+
+/// A report format's renderer.
+type Render = fn(&Report) -> String;
+
+/// Render and write each requested report, masked by `secrets`. Every report is attempted;
+/// the errors (one per report that could not be written) come back for the caller to print.
+pub fn write_reports(report: &Report, paths: &ReportPaths, secrets: &Secrets) -> Vec<AppError> {
+    let formats: [(&Option<PathBuf>, &str, Render); 3] = [
+        (&paths.junit, "JUnit report", junit::render),
+        (&paths.json, "JSON report", json::render),
+        (&paths.markdown, "Markdown summary", markdown::render),
+    ];
+    formats
+        .into_iter()
+        .filter_map(|(path, what, render)| {
+            let path = path.as_ref()?;
+            std::fs::write(path, secrets.mask(&render(report)))
+                .err()
+                .map(|e| {
+                    AppError::Environment(format!(
+                        "cannot write the {what} to {}: {e}",
+                        path.display()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Seconds as a number with millisecond precision, the unit of every JSON duration.
+fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(round_ms(duration))
+}
+
+fn rfc3339<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn round_ms(duration: &Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// A duration for people: "850 ms", "12.3 s", "4 min 05 s".
+pub fn human_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", duration.as_secs_f64())
+    } else {
+        let secs = duration.as_secs();
+        format!("{} min {:02} s", secs / 60, secs % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_pick_a_readable_unit() {
+        assert_eq!(human_duration(Duration::from_millis(850)), "850 ms");
+        assert_eq!(human_duration(Duration::from_millis(12_345)), "12.3 s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4 min 05 s");
+    }
+
+    #[test]
+    fn bundled_suite_hash_is_sha256_hex() {
+        let hash = suite_hash(&SuiteSource::Bundled).unwrap();
+        assert!(
+            hash.starts_with("sha256:") && hash.len() == 7 + 64,
+            "{hash}"
+        );
+    }
+}

@@ -1,0 +1,928 @@
+//! The reports: snapshots of each format for a hand-built record, the shipped JSON schema, the
+//! JUnit shape CI readers load, and full runs of the binary (loopback only, bounded in time)
+//! whose reports must agree with each other and with the console and never hold the key.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use apiconform::record::{CheckRecord, Exchange, Level, Outcome, RunRecord};
+use apiconform::reference::Fault;
+use apiconform::report::{self, console, json, junit, markdown, Report, ReportPaths, RunInfo};
+use apiconform::secrets::Secrets;
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// A synthetic run: every outcome, a flaky pass, a harness request, a cut body, markup in messages.
+
+const ORDER: &[&str] = &[
+    "schema::job_read",
+    "schema::create_reply",
+    "auth::valid_key",
+    "auth::key_not_echoed",
+    "errors::malformed_job_id",
+    "observability::request_id_header",
+    "observability::logs",
+];
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_323_045_000 + ms)
+}
+
+fn exchange(
+    check: &str,
+    method: &str,
+    path: &str,
+    status: Option<u16>,
+    request_id: Option<&str>,
+) -> Exchange {
+    Exchange {
+        id: 0,
+        check: check.into(),
+        method: method.into(),
+        url: format!("http://127.0.0.1:8080{path}"),
+        request_headers: vec![
+            ("x-apiconform-run-id".into(), "00000000000000aa".into()),
+            ("x-api-key".into(), "$API_KEY".into()),
+        ],
+        request_body: None,
+        status,
+        response_headers: status
+            .map(|_| {
+                let mut headers =
+                    vec![("content-type".to_string(), "application/json".to_string())];
+                if let Some(id) = request_id {
+                    headers.push(("x-request-id".into(), id.into()));
+                }
+                headers
+            })
+            .unwrap_or_default(),
+        body_excerpt: status.map(|_| "{}".to_string()).unwrap_or_default(),
+        error: None,
+        started: at(100),
+        elapsed: Duration::from_millis(4),
+        request_id: request_id.map(String::from),
+        job_id: None,
+        echoed_secret: false,
+    }
+}
+
+fn check(
+    name: &str,
+    level: Level,
+    outcome: Outcome,
+    message: &str,
+    exchanges: Vec<usize>,
+) -> CheckRecord {
+    CheckRecord {
+        name: name.into(),
+        area: name.split("::").next().unwrap().into(),
+        level,
+        outcome,
+        message: message.into(),
+        duration: Duration::from_millis(250),
+        exchanges,
+        flaky: false,
+        waited: Duration::ZERO,
+    }
+}
+
+fn synthetic_record() -> RunRecord {
+    let record = RunRecord::default();
+    record.add_exchange(exchange("run::probe", "GET", "/health", Some(200), None));
+    let mut setup = exchange(
+        "run::job_setup",
+        "POST",
+        "/v1/jobs",
+        Some(500),
+        Some("req_setup01"),
+    );
+    setup
+        .request_headers
+        .push(("content-type".into(), "application/json".into()));
+    setup.request_body = Some(r#"{"video_url":"https://example.com/it's.mp4"}"#.into());
+    setup.body_excerpt = r#"{"error":{"code":"internal_error","request_id":"req_setup01"}}"#.into();
+    record.add_exchange(setup);
+    let valid = record.add_exchange(exchange(
+        "auth::valid_key",
+        "GET",
+        "/v1/jobs?limit=1",
+        Some(200),
+        Some("req_valid01"),
+    ));
+    let mut echoed = exchange(
+        "auth::key_not_echoed",
+        "GET",
+        "/v1/jobs?limit=1",
+        Some(200),
+        Some("req_echo001"),
+    );
+    echoed
+        .response_headers
+        .push(("x-debug-api-key".into(), "$API_KEY".into()));
+    let echoed = record.add_exchange(echoed);
+    let mut long = exchange(
+        "errors::malformed_job_id",
+        "GET",
+        "/v1/jobs/a%7Cb",
+        Some(500),
+        Some("req_mal0001"),
+    );
+    long.body_excerpt = format!("{}... [9000 bytes in all]", "x".repeat(40));
+    let long = record.add_exchange(long);
+    let odd = record.add_exchange(exchange(
+        "errors::malformed_job_id",
+        "GET",
+        "/v1/jobs/%3Cb%3E",
+        Some(500),
+        Some("req_mal0002"),
+    ));
+    let missing = record.add_exchange(exchange(
+        "observability::request_id_header",
+        "GET",
+        "/health",
+        Some(200),
+        None,
+    ));
+    record.add_wait("run::job_setup", Duration::from_millis(1500));
+    record.add_wait("auth::valid_key", Duration::from_millis(500));
+
+    let mut flaky = check(
+        "auth::valid_key",
+        Level::Must,
+        Outcome::Passed,
+        "",
+        vec![valid],
+    );
+    flaky.flaky = true;
+    flaky.waited = Duration::from_millis(500);
+    // Completion order differs from suite order on purpose.
+    for record_check in [
+        check("observability::logs", Level::Must, Outcome::Ignored, "needs a log source: pass --logs PATH", vec![]),
+        check(
+            "observability::request_id_header",
+            Level::Should,
+            Outcome::Warned,
+            "expected a request id header (X-Request-Id) on GET /health -> 200 (no request id)",
+            vec![missing],
+        ),
+        check(
+            "errors::malformed_job_id",
+            Level::Must,
+            Outcome::Failed,
+            "id \"<b>\": a 5xx for client input, got GET /v1/jobs/%3Cb%3E -> 500 (request id req_mal0002)\n\
+             id \"a|b\": a 5xx for client input, got GET /v1/jobs/a%7Cb -> 500 (request id req_mal0001)",
+            vec![long, odd],
+        ),
+        check(
+            "auth::key_not_echoed",
+            Level::Must,
+            Outcome::Failed,
+            "the submitted key came back in the header x-debug-api-key, in GET /v1/jobs?limit=1 -> 200 (request id req_echo001)",
+            vec![echoed],
+        ),
+        flaky,
+        check(
+            "schema::create_reply",
+            Level::Must,
+            Outcome::Errored,
+            "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
+            vec![],
+        ),
+        check(
+            "schema::job_read",
+            Level::Must,
+            Outcome::Errored,
+            "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
+            vec![],
+        ),
+    ] {
+        record.add_check(record_check);
+    }
+    record
+}
+
+fn run_info() -> RunInfo {
+    RunInfo {
+        suite_name: "v1-jobs".into(),
+        suite_hash: format!("sha256:{}", "ab".repeat(32)),
+        base_url: "http://127.0.0.1:8080".into(),
+        started_at: chrono::DateTime::from(at(0)),
+        duration: Duration::from_millis(12_345),
+    }
+}
+
+fn synthetic_report() -> Report {
+    report::build(run_info(), ORDER, &synthetic_record(), &Secrets::default())
+}
+
+#[test]
+fn console_summary_snapshot() {
+    insta::assert_snapshot!(console::summary(&synthetic_report()));
+}
+
+#[test]
+fn markdown_summary_snapshot() {
+    insta::assert_snapshot!(markdown::render(&synthetic_report()));
+}
+
+#[test]
+fn junit_snapshot() {
+    insta::assert_snapshot!(junit::render(&synthetic_report()));
+}
+
+#[test]
+fn report_lists_checks_in_suite_order_with_counts_and_waits() {
+    let report = synthetic_report();
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ORDER);
+    let s = &report.summary;
+    assert_eq!(
+        (s.total, s.passed, s.failed, s.warned, s.ignored, s.errored, s.flaky),
+        (7, 1, 2, 1, 1, 2, 1)
+    );
+    assert_eq!(
+        s.waited,
+        Duration::from_secs(2),
+        "the run's waits include the harness's"
+    );
+    // The job set-up the message cites is the evidence of a check that sent nothing itself.
+    let job_read = &report.checks[0];
+    assert_eq!(job_read.evidence.exchanges.len(), 1);
+    let curl = job_read.evidence.curl.as_deref().unwrap();
+    assert!(
+        curl.contains("-X POST")
+            && curl.contains("--data-raw '{\"video_url\":\"https://example.com/it'\\''s.mp4\"}'"),
+        "{curl}"
+    );
+}
+
+#[test]
+fn transport_errors_only_are_named_as_such() {
+    let record = RunRecord::default();
+    for name in ["auth::valid_key", "auth::missing_key"] {
+        record.add_check(check(
+            name,
+            Level::Must,
+            Outcome::Errored,
+            "transport error: GET /v1/jobs: connection refused",
+            vec![],
+        ));
+    }
+    let report = report::build(run_info(), &[], &record, &Secrets::default());
+    let console = console::summary(&report);
+    assert!(
+        console
+            .trim_end()
+            .ends_with("apiconform: all 2 failures are transport errors: the target may be down"),
+        "{console}"
+    );
+    assert!(markdown::render(&report).contains("all 2 failures are transport errors"));
+    assert!(!console::summary(&synthetic_report()).contains("transport errors"));
+}
+
+#[test]
+fn json_report_validates_against_the_shipped_schema() {
+    let document: Value = serde_json::from_str(&json::render(&synthetic_report())).unwrap();
+    assert_valid_json_report(&document);
+    assert_eq!(
+        document["checks"][4]["evidence"]["exchanges"][0]["body_truncated"],
+        true
+    );
+    assert_eq!(
+        document["checks"][4]["evidence"]["curl_exchange"], 5,
+        "the request cited first"
+    );
+}
+
+#[test]
+fn written_reports_are_masked_and_unwritable_paths_are_errors() {
+    let record = RunRecord::default();
+    record.add_check(check(
+        "auth::key_not_echoed",
+        Level::Must,
+        Outcome::Failed,
+        "saw sk_live_SECRET in a header",
+        vec![],
+    ));
+    let mut secrets = Secrets::default();
+    secrets.register("sk_live_SECRET", "$API_KEY");
+    // The model is masked as it is built (escaping could hide a key from a mask of the file),
+    let report = report::build(run_info(), &[], &record, &secrets);
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ReportPaths {
+        junit: Some(dir.path().join("junit.xml")),
+        json: Some(dir.path().join("missing").join("report.json")),
+        markdown: Some(dir.path().join("summary.md")),
+    };
+    let errors = report::write_reports(&report, &paths, &secrets);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let error = errors[0].to_string();
+    assert!(
+        error.starts_with("cannot write the JSON report to ") && error.contains("missing"),
+        "{error}"
+    );
+    for file in ["junit.xml", "summary.md"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(
+            !text.contains("sk_live_SECRET") && text.contains("$API_KEY"),
+            "{file}:\n{text}"
+        );
+    }
+    // and the written text once more.
+    let unmasked = report::build(run_info(), &[], &record, &Secrets::default());
+    let paths = ReportPaths {
+        json: Some(dir.path().join("report.json")),
+        ..ReportPaths::default()
+    };
+    assert!(report::write_reports(&unmasked, &paths, &secrets).is_empty());
+    let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
+    assert!(
+        !text.contains("sk_live_SECRET") && text.contains("saw $API_KEY"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The JUnit shape that GitHub Actions (dorny/test-reporter, mikepenz/action-junit-report), GitLab
+// and Jenkins read: checked structurally here, as a Jenkins/Surefire-style XSD would.
+
+#[test]
+fn junit_has_the_shape_ci_readers_load() {
+    assert_junit_shape(&junit::render(&synthetic_report()));
+}
+
+/// An element of a parsed XML document (attributes and children only; text is not needed).
+#[derive(Debug)]
+struct Element {
+    name: String,
+    attributes: BTreeMap<String, String>,
+    children: Vec<Element>,
+}
+
+/// A small parser for quick-junit's output: well-formed, attributes in double quotes, text
+/// escaped (so `<` only opens markup). The prolog (`<?xml ...?>`) is skipped.
+fn parse_xml(xml: &str) -> Element {
+    let mut stack: Vec<Element> = vec![Element {
+        name: "#document".into(),
+        attributes: BTreeMap::new(),
+        children: vec![],
+    }];
+    let mut rest = xml;
+    while let Some(open) = rest.find('<') {
+        let close = rest[open..].find('>').expect("unclosed tag") + open;
+        let tag = &rest[open + 1..close];
+        rest = &rest[close + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let element = stack.pop().unwrap();
+            assert_eq!(element.name, name.trim(), "mismatched end tag");
+            stack.last_mut().unwrap().children.push(element);
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let (name, mut attrs) = tag.split_once(char::is_whitespace).unwrap_or((tag, ""));
+        let mut attributes = BTreeMap::new();
+        while let Some((key, after)) = attrs.split_once("=\"") {
+            let (value, after) = after.split_once('"').expect("attribute value closes");
+            assert!(
+                attributes
+                    .insert(key.trim().to_string(), value.to_string())
+                    .is_none(),
+                "duplicate attribute {key}"
+            );
+            attrs = after;
+        }
+        let element = Element {
+            name: name.to_string(),
+            attributes,
+            children: vec![],
+        };
+        if self_closing {
+            stack.last_mut().unwrap().children.push(element);
+        } else {
+            stack.push(element);
+        }
+    }
+    let mut document = stack.pop().unwrap();
+    assert!(stack.is_empty(), "unclosed elements");
+    assert_eq!(document.children.len(), 1, "one root element");
+    document.children.pop().unwrap()
+}
+
+/// What the Jenkins/Surefire JUnit schema requires, and the counts those readers trust.
+fn assert_junit_shape(xml: &str) {
+    let root = parse_xml(xml);
+    assert_eq!(root.name, "testsuites");
+    let number = |e: &Element, attribute: &str| -> f64 {
+        e.attributes
+            .get(attribute)
+            .unwrap_or_else(|| panic!("<{}> lacks {attribute}: {:?}", e.name, e.attributes))
+            .parse()
+            .unwrap_or_else(|_| panic!("<{}> {attribute} is not a number", e.name))
+    };
+    let mut totals = [0.0; 4];
+    for suite in &root.children {
+        assert_eq!(suite.name, "testsuite", "only test suites under the root");
+        assert!(
+            suite.attributes.contains_key("name"),
+            "{:?}",
+            suite.attributes
+        );
+        let cases: Vec<&Element> = suite
+            .children
+            .iter()
+            .filter(|c| c.name == "testcase")
+            .collect();
+        for child in &suite.children {
+            assert!(
+                ["properties", "testcase", "system-out", "system-err"]
+                    .contains(&child.name.as_str()),
+                "{}",
+                child.name
+            );
+        }
+        let with = |kind: &str| {
+            cases
+                .iter()
+                .filter(|c| c.children.iter().any(|k| k.name == kind))
+                .count() as f64
+        };
+        let counts = [
+            cases.len() as f64,
+            with("failure"),
+            with("error"),
+            with("skipped"),
+        ];
+        for (i, attribute) in ["tests", "failures", "errors", "skipped"]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(
+                number(suite, attribute),
+                counts[i],
+                "suite {} {attribute}",
+                suite.attributes["name"]
+            );
+            totals[i] += counts[i];
+        }
+        assert!(number(suite, "time") >= 0.0);
+        for case in cases {
+            for attribute in ["name", "classname"] {
+                assert!(
+                    case.attributes.contains_key(attribute),
+                    "testcase lacks {attribute}"
+                );
+            }
+            assert!(number(case, "time") >= 0.0);
+            let verdicts: Vec<&Element> = case
+                .children
+                .iter()
+                .filter(|k| ["failure", "error", "skipped"].contains(&k.name.as_str()))
+                .collect();
+            assert!(verdicts.len() <= 1, "one verdict per test case");
+            for verdict in verdicts.iter().filter(|v| v.name != "skipped") {
+                assert!(
+                    verdict.attributes.contains_key("message")
+                        && verdict.attributes.contains_key("type")
+                );
+            }
+            for child in &case.children {
+                assert!(
+                    ["failure", "error", "skipped", "system-out", "system-err"]
+                        .contains(&child.name.as_str()),
+                    "{}",
+                    child.name
+                );
+            }
+        }
+    }
+    for (i, attribute) in ["tests", "failures", "errors", "skipped"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            number(&root, attribute),
+            totals[i],
+            "testsuites {attribute}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full runs of the binary.
+
+/// Run the binary with `args`, killing it if it outlives `limit`.
+fn run_bin(args: &[String], envs: &[(&str, &str)], limit: Duration) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("APICONFORM_API_KEY")
+        .env_remove("APICONFORM_SECOND_API_KEY")
+        .env_remove("APICONFORM_BROKE_API_KEY")
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn apiconform");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("apiconform {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_run_reports_agree_carry_evidence_and_never_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config, _log) = support::start_server(&[Fault::EchoKey], dir.path()).await;
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", config.primary_key)).unwrap();
+    let out_path = |name: &str| dir.path().join(name).display().to_string();
+    let (junit_path, json_path, md_path) = (
+        out_path("junit.xml"),
+        out_path("report.json"),
+        out_path("summary.md"),
+    );
+    let args = strings(&[
+        "--base-url",
+        &server.base_url,
+        "--key-file",
+        &key_file.display().to_string(),
+        "--allow-writes",
+        "--rate",
+        "50",
+        "-vv",
+        "--junit",
+        &junit_path,
+        "--report-json",
+        &json_path,
+        "--summary-md",
+        &md_path,
+    ]);
+    let second = config.second_key.clone().unwrap();
+    let env_second = second.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run_bin(
+            &args,
+            &[("APICONFORM_SECOND_API_KEY", &env_second)],
+            Duration::from_secs(120),
+        )
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
+
+    let junit_xml = std::fs::read_to_string(&junit_path).unwrap();
+    let json_text = std::fs::read_to_string(&json_path).unwrap();
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    for (what, output) in [
+        ("stdout", &stdout),
+        ("stderr", &stderr),
+        ("JUnit", &junit_xml),
+        ("JSON", &json_text),
+        ("Markdown", &md),
+    ] {
+        for key in [&config.primary_key, &second] {
+            assert!(
+                !output.contains(key.as_str()),
+                "a key leaked into {what}:\n{output}"
+            );
+        }
+    }
+
+    let document: Value = serde_json::from_str(&json_text).unwrap();
+    assert_valid_json_report(&document);
+    assert_junit_shape(&junit_xml);
+
+    let from_json: BTreeMap<String, String> = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        from_json.get("auth::key_not_echoed").map(String::as_str),
+        Some("failed"),
+        "{from_json:?}"
+    );
+    assert_eq!(
+        from_json,
+        junit_outcomes(&junit_xml),
+        "JUnit and JSON disagree"
+    );
+    assert_eq!(
+        from_json,
+        markdown_outcomes(&md),
+        "Markdown and JSON disagree"
+    );
+    for (name, outcome) in &from_json {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("test ") && l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no console line for {name}:\n{stdout}"));
+        let console = match line.rsplit(" ... ").next().unwrap() {
+            "ok" => ["passed", "warned"].as_slice(),
+            "FAILED" => &["failed", "errored"],
+            ignored if ignored.starts_with("ignored") => &["ignored"],
+            other => panic!("unexpected result {other} in {line}"),
+        };
+        assert!(
+            console.contains(&outcome.as_str()),
+            "{name}: console says {line}, reports say {outcome}"
+        );
+    }
+    let summary = &document["summary"];
+    let counts = format!(
+        "apiconform: {} passed, {} failed, {} warned, {} errored, {} ignored ({} checks)",
+        summary["passed"],
+        summary["failed"],
+        summary["warned"],
+        summary["errored"],
+        summary["ignored"],
+        summary["total"]
+    );
+    let last = stdout.trim_end().lines().last().unwrap();
+    assert!(
+        last.starts_with(&counts) && last.contains("waiting on the server"),
+        "{last}\nvs {counts}"
+    );
+    assert!(
+        md.contains(&counts["apiconform: ".len()..counts.find(" (").unwrap()]),
+        "{md}"
+    );
+
+    for check in document["checks"].as_array().unwrap() {
+        if !["failed", "errored"].contains(&check["outcome"].as_str().unwrap()) {
+            continue;
+        }
+        let evidence = &check["evidence"];
+        assert!(
+            !evidence["exchanges"].as_array().unwrap().is_empty(),
+            "{check}"
+        );
+        let curl = evidence["curl"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no curl line: {check}"));
+        let chosen = evidence["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == evidence["curl_exchange"])
+            .expect("the curl exchange is in the evidence");
+        if chosen["request_headers"].to_string().contains("$API_KEY") {
+            assert!(curl.contains("\"x-api-key: $API_KEY\""), "{curl}");
+        }
+        assert!(
+            md.contains(curl),
+            "the Markdown summary lacks the curl line {curl}"
+        );
+        assert!(
+            junit_xml.contains(&xml_escape(curl)),
+            "the JUnit report lacks the curl line {curl}"
+        );
+    }
+    let echo = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "auth::key_not_echoed")
+        .unwrap();
+    assert!(
+        echo["evidence"]["curl"]
+            .as_str()
+            .unwrap()
+            .contains("$API_KEY"),
+        "{echo}"
+    );
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Outcomes as the JUnit file states them (read back with quick-junit's own parser).
+fn junit_outcomes(xml: &str) -> BTreeMap<String, String> {
+    let parsed = quick_junit::Report::deserialize_from_str(xml).expect("the JUnit file parses");
+    let mut outcomes = BTreeMap::new();
+    for suite in &parsed.test_suites {
+        for case in &suite.test_cases {
+            let outcome = match &case.status {
+                quick_junit::TestCaseStatus::NonSuccess {
+                    kind: quick_junit::NonSuccessKind::Failure,
+                    ..
+                } => "failed",
+                quick_junit::TestCaseStatus::NonSuccess {
+                    kind: quick_junit::NonSuccessKind::Error,
+                    ..
+                } => "errored",
+                quick_junit::TestCaseStatus::Skipped { .. } => "ignored",
+                quick_junit::TestCaseStatus::Success { .. } => {
+                    let out = case
+                        .system_out
+                        .as_ref()
+                        .map(|s| s.as_str())
+                        .unwrap_or_default();
+                    if out.starts_with("warning:") {
+                        "warned"
+                    } else {
+                        "passed"
+                    }
+                }
+            };
+            outcomes.insert(case.name.as_str().to_string(), outcome.to_string());
+        }
+    }
+    outcomes
+}
+
+/// Outcomes as the Markdown tables state them: `| `name` | LEVEL | icon outcome | message |`.
+fn markdown_outcomes(md: &str) -> BTreeMap<String, String> {
+    md.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.strip_prefix("| `")?.splitn(4, " | ").collect();
+            let name = cells[0].strip_suffix('`')?;
+            let outcome = cells[2].split_whitespace().nth(1)?;
+            Some((name.to_string(), outcome.to_string()))
+        })
+        .collect()
+}
+
+fn assert_valid_json_report(document: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the report schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the JSON report breaks its schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn unwritable_report_is_exit_2_after_the_run_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir
+        .path()
+        .join("no-such-dir")
+        .join("junit.xml")
+        .display()
+        .to_string();
+    let good = dir.path().join("report.json").display().to_string();
+    let out = run_bin(
+        &strings(&[
+            "--exact",
+            "auth::valid_key",
+            "--junit",
+            &bad,
+            "--report-json",
+            &good,
+        ]),
+        &[],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("apiconform: 1 passed, 0 failed"),
+        "the run's output comes first:\n{stdout}"
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "error: cannot write the JUnit report to {bad}: No such file or directory (os error 2)"
+        )],
+        "{stderr}"
+    );
+    assert!(
+        std::path::Path::new(&good).exists(),
+        "the other reports are still written"
+    );
+}
+
+#[test]
+fn json_format_keeps_stdout_for_machines_and_logs_can_be_json() {
+    let out = run_bin(
+        &strings(&[
+            "--exact",
+            "auth::valid_key",
+            "--format",
+            "json",
+            "--log-format",
+            "json",
+            "-vv",
+        ]),
+        &[],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+    }
+    assert!(
+        stderr.contains("apiconform: 1 passed, 0 failed, 0 warned, 0 errored, 0 ignored (1 check)"),
+        "{stderr}"
+    );
+    let logs: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON log line"))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["check"] == "auth::valid_key"
+                && l["fields"]["request_id"].is_string()),
+        "no JSON log line for the check's exchange:\n{stderr}"
+    );
+}
+
+#[test]
+fn ci_examples_publish_every_report_even_when_checks_fail() {
+    let example = |name: &str| {
+        std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let github = example("github-actions.yml");
+    let gitlab = example("gitlab-ci.yml");
+    for text in [&github, &gitlab] {
+        for needed in [
+            "--junit reports/junit.xml",
+            "--report-json reports/report.json",
+            "--summary-md reports/summary.md",
+            "APICONFORM_API_KEY",
+            "--base-url",
+        ] {
+            assert!(text.contains(needed), "an example lacks {needed}");
+        }
+    }
+    for needed in [
+        "schedule:",
+        "cron:",
+        "secrets.STAGING_API_KEY",
+        "$GITHUB_STEP_SUMMARY",
+        "upload-artifact",
+        "junit-report",
+    ] {
+        assert!(github.contains(needed), "the GitHub example lacks {needed}");
+    }
+    assert_eq!(
+        github.matches("if: ${{ !cancelled()").count(),
+        3,
+        "every step after the check runs after a failure"
+    );
+    for needed in [
+        "$CI_PIPELINE_SOURCE == \"schedule\"",
+        "when: always",
+        "junit: reports/junit.xml",
+    ] {
+        assert!(gitlab.contains(needed), "the GitLab example lacks {needed}");
+    }
+}
