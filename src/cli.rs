@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
-use crate::client::{ClientConfig, HttpClient, Outgoing, SendOptions};
+use crate::client::{ClientConfig, HttpClient};
 use crate::context::{RunContext, RunOptions};
 use crate::error::{config_error, AppError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::record::RunRecord;
@@ -17,7 +17,7 @@ use crate::reference::{Fault, RunningServer, ServerConfig};
 use crate::report::{self, ReportPaths, RunInfo};
 use crate::runner::Plan;
 use crate::schemas::SchemaSet;
-use crate::suite::{Credential, Suite};
+use crate::suite::Suite;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -96,6 +96,31 @@ struct RunArgs {
     /// Requests per second for every check but the rate-limit burst (default: the suite's).
     #[arg(long, value_name = "N", help_heading = "Suite")]
     rate: Option<f64>,
+    /// Stop sending after this many requests in all (the burst included); the run then ends
+    /// with its own message.
+    #[arg(long, value_name = "N", default_value_t = crate::client::DEFAULT_MAX_REQUESTS, help_heading = "Limits")]
+    max_requests: u64,
+    /// Never send more than this many requests per second, the burst included.
+    #[arg(long, value_name = "N", default_value_t = crate::client::DEFAULT_MAX_RATE, help_heading = "Limits")]
+    max_rate: f64,
+    /// The whole run ends within this many seconds; checks still running then are reported
+    /// as errored ("deadline").
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 1800.0,
+        help_heading = "Limits"
+    )]
+    deadline: f64,
+    /// Total time allowed for one request, in seconds (default: the suite's, 30).
+    #[arg(long, value_name = "SECS", help_heading = "Limits")]
+    timeout: Option<f64>,
+    /// Time allowed to connect, in seconds (default: the suite's, 10).
+    #[arg(long, value_name = "SECS", help_heading = "Limits")]
+    connect_timeout: Option<f64>,
+    /// Allow sending the key over plain http:// to a host that is not loopback.
+    #[arg(long, help_heading = "Limits")]
+    allow_insecure_http: bool,
     /// Log to stderr: -v for each retry and wait, -vv for every exchange (or set RUST_LOG).
     #[arg(short, long, action = clap::ArgAction::Count, help_heading = "Output")]
     verbose: u8,
@@ -261,8 +286,30 @@ struct Target {
 }
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, AppError> {
-    let suite = Suite::load(args.suite.as_deref())?;
+    let mut suite = Suite::load(args.suite.as_deref())?;
     let schemas = SchemaSet::load(&suite)?;
+    for (flag, value) in [
+        ("--deadline", Some(args.deadline)),
+        ("--timeout", args.timeout),
+        ("--connect-timeout", args.connect_timeout),
+    ] {
+        if value.is_some_and(|v| !(v > 0.0 && v < 1e7)) {
+            return Err(config_error(format!(
+                "{flag} must be a positive number of seconds"
+            )));
+        }
+    }
+    if args.max_requests == 0 || !(args.max_rate > 0.0 && args.max_rate.is_finite()) {
+        return Err(config_error(
+            "--max-requests and --max-rate must be positive",
+        ));
+    }
+    if let Some(timeout) = args.timeout {
+        suite.settings.target.timeout_seconds = timeout;
+    }
+    if let Some(timeout) = args.connect_timeout {
+        suite.settings.target.connect_timeout_seconds = timeout;
+    }
     let suite_hash = report::suite_hash(&suite.source)?;
     if let Some(rate) = args.rate {
         if !(rate > 0.0 && rate.is_finite()) {
@@ -275,12 +322,12 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     let embedded = target.embedded.is_some();
     let record = Arc::new(RunRecord::default());
     let client_config = ClientConfig {
-        base_url: target.base_url.clone(),
-        primary_key: Some(target.primary_key.clone()),
         second_key: target.second_key.clone(),
         broke_key: target.broke_key.clone(),
         requests_per_second: args.rate.or(embedded.then_some(30.0)),
-        run_id: format!("{:016x}", rand::random::<u64>()),
+        max_requests: args.max_requests,
+        max_rate: args.max_rate,
+        ..ClientConfig::new(target.base_url.clone(), Some(target.primary_key.clone()))
     };
     let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))
         .map_err(config_error)?;
@@ -292,6 +339,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         poll_interval: embedded.then_some(Duration::from_millis(100)),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.quiet,
         job_deadline: embedded.then_some(Duration::from_secs(30)),
+        deadline: Some(std::time::Instant::now() + Duration::from_secs_f64(args.deadline)),
     };
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
@@ -345,6 +393,12 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         let mut out = std::io::stdout();
         let _ = write!(out, "{summary}");
         let _ = out.flush();
+    }
+    if plan.context.client.budget_spent() {
+        eprintln!(
+            "apiconform: stopped sending: the request budget of {} (--max-requests) was spent; checks that needed more were not run to the end",
+            args.max_requests
+        );
     }
     if let Some(server) = target.embedded {
         runtime.block_on(server.shutdown());
@@ -430,6 +484,11 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
             "--base-url `{base_url}` must not have a query or fragment"
         )));
     }
+    if parsed.scheme() == "http" && !is_loopback(&parsed) && !args.allow_insecure_http {
+        return Err(config_error(format!(
+            "refusing to send the key in clear text to {base_url}: use https://, or pass --allow-insecure-http if you mean it"
+        )));
+    }
     let primary_key = read_key(
         args.key.clone(),
         args.key_file.as_ref(),
@@ -449,7 +508,18 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
     })
 }
 
-/// A key from the flag, else the file, else the environment; empty keys are refused.
+/// True for localhost and loopback addresses, where plain http never leaves the machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A key from the flag, else the file, else the environment (an empty variable counts as
+/// unset: an undefined CI secret); an empty flag or file is refused.
 fn read_key(
     flag: Option<String>,
     file: Option<&PathBuf>,
@@ -471,7 +541,7 @@ fn read_key(
                 .trim()
                 .to_string(),
         ),
-        (None, None) => std::env::var(env).ok(),
+        (None, None) => std::env::var(env).ok().filter(|k| !k.trim().is_empty()),
     };
     match key {
         Some(key) if key.trim().is_empty() => Err(config_error(format!(
@@ -487,14 +557,9 @@ fn read_key(
 /// Ask the probe path without a key: any HTTP answer means reachable.
 fn probe(runtime: &tokio::runtime::Runtime, plan: &Plan) -> Result<(), AppError> {
     let client = &plan.context.client;
-    let mut request = Outgoing::get(plan.context.settings().target.probe_path.clone());
-    request.credential = Credential::Missing;
-    let options = SendOptions {
-        paced: false,
-        retry_rate_limited: false,
-    };
+    let path = &plan.context.settings().target.probe_path;
     runtime
-        .block_on(client.send("run::probe", &request, options))
+        .block_on(client.reachable("run::probe", path))
         .map(|_| ())
         .map_err(|e| AppError::Unreachable {
             url: client.base_url().to_string(),

@@ -4,6 +4,7 @@
 //! backs off and retries on an unexpected 429, applies timeouts, reads bodies up to a cap,
 //! and records every exchange in the [`RunRecord`] with the keys masked.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,7 +34,32 @@ pub struct ClientConfig {
     pub requests_per_second: Option<f64>,
     /// A per-run id sent as `X-Apiconform-Run-Id`, so providers can find the test traffic.
     pub run_id: String,
+    /// The most requests the whole run may send (`--max-requests`).
+    pub max_requests: u64,
+    /// The most requests per second the whole run may send, the burst included (`--max-rate`).
+    pub max_rate: f64,
 }
+
+impl ClientConfig {
+    /// A configuration with the default budget and ceiling.
+    pub fn new(base_url: impl Into<String>, primary_key: Option<String>) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            primary_key,
+            second_key: None,
+            broke_key: None,
+            requests_per_second: None,
+            run_id: format!("{:016x}", rand::random::<u64>()),
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_rate: DEFAULT_MAX_RATE,
+        }
+    }
+}
+
+/// Default `--max-requests`: the default suite sends about 450 against a conforming server.
+pub const DEFAULT_MAX_REQUESTS: u64 = 1000;
+/// Default `--max-rate`, requests per second for the whole run.
+pub const DEFAULT_MAX_RATE: f64 = 100.0;
 
 /// How one request is sent.
 #[derive(Clone, Copy, Debug)]
@@ -110,6 +136,21 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// How many times header `name` came (case-insensitive); more than one is often a bug.
+    pub fn header_count(&self, name: &str) -> usize {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(|(n, _)| *n == name).count()
+    }
+
+    /// What is wrong with the body as JSON, for messages: empty, or not JSON (with an excerpt).
+    pub fn json_problem(&self) -> Option<String> {
+        match (&self.json, self.body.is_empty()) {
+            (Some(_), _) => None,
+            (None, true) => Some("the body is empty".into()),
+            (None, false) => Some(format!("the body is not JSON: {}", self.body_excerpt(120))),
+        }
+    }
+
     /// The JSON value at `pointer`, if the body is JSON and has it.
     pub fn pointer(&self, pointer: &str) -> Option<&Value> {
         self.json.as_ref()?.pointer(pointer)
@@ -150,6 +191,8 @@ impl Response {
 pub struct TransportError {
     pub request_line: String,
     pub cause: String,
+    /// Not sent at all: the run's request budget was spent.
+    pub budget_spent: bool,
 }
 
 /// The shared client. Cheap to share behind an `Arc`.
@@ -161,8 +204,17 @@ pub struct HttpClient {
     /// A key no server can know, used for the invalid-key checks.
     invalid_key: String,
     pacer: DefaultDirectRateLimiter,
+    /// The run-wide ceiling every request obeys, the burst included.
+    ceiling: DefaultDirectRateLimiter,
+    /// Requests the run may still send (`--max-requests`).
+    budget: AtomicU64,
+    /// Transport retries the run may still make, so a dead target cannot multiply the run.
+    transport_retries: AtomicU64,
     record: Arc<RunRecord>,
 }
+
+/// How many transport errors (or 502/503/504 on safe requests) a whole run may retry.
+const TRANSPORT_RETRIES_PER_RUN: u64 = 10;
 
 impl HttpClient {
     pub fn new(
@@ -199,6 +251,18 @@ impl HttpClient {
             secrets.register(key, "$BROKE_API_KEY");
         }
         let invalid_key = format!("apiconform-invalid-{:032x}", rand::random::<u128>());
+        if !(config.max_rate > 0.0 && config.max_rate.is_finite()) {
+            return Err("the request ceiling (--max-rate) must be a positive number".into());
+        }
+        let ceiling = Quota::with_period(
+            Duration::from_secs_f64(1.0 / config.max_rate).max(Duration::from_micros(1)),
+        )
+        .ok_or("the request ceiling is too high")?
+        .allow_burst(
+            std::num::NonZeroU32::new(config.max_rate.ceil().clamp(1.0, 1000.0) as u32 / 4 + 1)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+        );
+        let budget = AtomicU64::new(config.max_requests);
         Ok(HttpClient {
             http,
             config,
@@ -206,6 +270,9 @@ impl HttpClient {
             secrets,
             invalid_key,
             pacer: RateLimiter::direct(quota),
+            ceiling: RateLimiter::direct(ceiling),
+            budget,
+            transport_retries: AtomicU64::new(TRANSPORT_RETRIES_PER_RUN),
             record,
         })
     }
@@ -246,13 +313,46 @@ impl HttpClient {
         options: SendOptions,
     ) -> Result<Response, TransportError> {
         let mut retries = 0;
+        let mut transport_attempt = 0;
         loop {
             if options.paced {
                 self.pacer.until_ready().await;
             }
-            let mut response = self.send_once(check, request).await?;
+            let result = self.send_once(check, request).await;
+            // Transport trouble on a safe request is retried, a few times per run at most;
+            // the check is then marked flaky. An answer that breaks the contract never is.
+            let transient = match &result {
+                Err(error) => !error.budget_spent,
+                Ok(response) => matches!(response.status, 502..=504),
+            };
+            let safe = matches!(request.method.as_str(), "GET" | "HEAD");
+            if transient
+                && safe
+                && options.retry_rate_limited
+                && transport_attempt < 2
+                && self.take_transport_retry()
+            {
+                transport_attempt += 1;
+                let wait = Duration::from_millis(500 * transport_attempt);
+                tracing::info!(
+                    check,
+                    "transport trouble on {}, retrying in {} ms",
+                    request.path,
+                    wait.as_millis()
+                );
+                self.record.mark_flaky(check);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let mut response = result?;
             let limit = self.settings.target.max_rate_limit_retries;
             if response.status != 429 || !options.retry_rate_limited || retries >= limit {
+                response.rate_limit_retries = retries;
+                return Ok(response);
+            }
+            // A hint beyond the cap is not waited out at all: the 429 is the answer.
+            let cap = Duration::from_secs(self.settings.target.max_retry_after_seconds);
+            if self.hinted_wait(&response).is_some_and(|hint| hint > cap) {
                 response.rate_limit_retries = retries;
                 return Ok(response);
             }
@@ -270,14 +370,56 @@ impl HttpClient {
         }
     }
 
+    /// GET `path` without a key and return the status as soon as a response head arrives:
+    /// any HTTP answer at all means the target is reachable, whatever its body does next.
+    pub async fn reachable(&self, check: &str, path: &str) -> Result<u16, TransportError> {
+        let mut request = Outgoing::get(path);
+        request.credential = Credential::Missing;
+        let url = format!("{}{}", self.config.base_url, path);
+        let fail = |cause: String| TransportError {
+            request_line: format!("GET {path}"),
+            cause,
+            budget_spent: false,
+        };
+        let built = self.build(&url, &request).map_err(fail)?;
+        let timeout = self.settings.target.timeout_seconds;
+        let response = self
+            .http
+            .execute(built)
+            .await
+            .map_err(|e| fail(self.secrets.mask(&describe(&e, timeout))))?;
+        tracing::debug!(
+            check,
+            status = response.status().as_u16(),
+            "GET {path}: the target answers"
+        );
+        Ok(response.status().as_u16())
+    }
+
+    /// Take one of the run's transport retries, if any are left.
+    fn take_transport_retry(&self) -> bool {
+        self.transport_retries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// True once `--max-requests` requests have been sent.
+    pub fn budget_spent(&self) -> bool {
+        self.budget.load(Ordering::Relaxed) == 0
+    }
+
+    /// The wait a response's Retry-After asks for, if it has a valid one.
+    fn hinted_wait(&self, response: &Response) -> Option<Duration> {
+        response
+            .header("retry-after")
+            .and_then(hints::parse_retry_after)
+            .map(|hint| hint.wait_from(SystemTime::now()))
+    }
+
     /// How long to wait after a 429: the Retry-After hint (capped), else the documented schedule.
     pub fn backoff_after(&self, response: &Response, attempt: u32) -> Duration {
         let cap = Duration::from_secs(self.settings.target.max_retry_after_seconds);
-        let hinted = response
-            .header("retry-after")
-            .and_then(hints::parse_retry_after)
-            .map(|hint| hint.wait_from(SystemTime::now()));
-        match hinted {
+        match self.hinted_wait(response) {
             // A hint of 0 or in the past still gets a small pause, so a broken hint cannot spin.
             Some(wait) => wait.clamp(Duration::from_millis(100), cap),
             None => hints::documented_backoff(attempt, rand::random::<f64>()).min(cap),
@@ -296,6 +438,7 @@ impl HttpClient {
         let refuse = |cause: String| TransportError {
             request_line: self.secrets.mask(&request_line),
             cause,
+            budget_spent: false,
         };
         // A key goes only to the target's own origin (an output URL may be on a CDN).
         if absolute
@@ -307,6 +450,20 @@ impl HttpClient {
             )));
         }
         let built = self.build(&url, request).map_err(refuse)?;
+        if self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(TransportError {
+                budget_spent: true,
+                ..refuse(format!(
+                    "not sent: the run's request budget of {} (--max-requests) is spent",
+                    self.config.max_requests
+                ))
+            });
+        }
+        self.ceiling.until_ready().await;
         let request_headers: Vec<(String, String)> = built
             .headers()
             .iter()
@@ -351,6 +508,7 @@ impl HttpClient {
                 Err(TransportError {
                     request_line: self.secrets.mask(&request_line),
                     cause,
+                    budget_spent: false,
                 })
             }
             Ok((status, headers, body, truncated)) => {
@@ -516,10 +674,23 @@ fn shorten(text: &str, max_chars: usize) -> String {
     format!("{head}...({count} chars)")
 }
 
-/// The first `max_chars` characters of a body, lossily decoded, with a note when cut.
+/// The first `max_chars` characters of a body, lossily decoded, with line breaks and other
+/// control characters escaped so an excerpt stays on its line; says so when cut or empty.
 fn excerpt(body: &[u8], max_chars: usize) -> String {
+    if body.is_empty() {
+        return "(empty body)".into();
+    }
     let text = String::from_utf8_lossy(body);
-    let mut cut: String = text.chars().take(max_chars).collect();
+    let mut cut = String::new();
+    for c in text.chars().take(max_chars) {
+        match c {
+            '\n' => cut.push_str("\\n"),
+            '\r' => cut.push_str("\\r"),
+            '\t' => cut.push(' '),
+            c if c.is_control() => cut.push_str(&c.escape_unicode().to_string()),
+            c => cut.push(c),
+        }
+    }
     if text.chars().count() > max_chars {
         cut.push_str(&format!("... [{} bytes in all]", body.len()));
     }

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Overrides every job deadline (the embedded server's jobs finish in about a second).
     pub job_deadline: Option<Duration>,
+    /// When the whole run must end (`--deadline`): checks still running are stopped.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Shared by all checks of a run.

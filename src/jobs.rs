@@ -182,8 +182,12 @@ pub async fn create_and_wait(
         ));
     }
     let job_id = id_text(reply.pointer(&settings.created_id_pointer)).ok_or_else(|| {
+        let why = reply
+            .json_problem()
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default();
         format!(
-            "could not create a job: the reply has no id at {} ({})",
+            "could not create a job: the reply has no id at {} ({}){why}",
             settings.created_id_pointer,
             reply.label()
         )

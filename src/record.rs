@@ -92,6 +92,8 @@ pub struct RunRecord {
     checks: Mutex<Vec<CheckRecord>>,
     /// Waits by the check (or `run::...` step) that waited.
     waits: Mutex<Vec<(String, Duration)>>,
+    /// Checks that needed a transport retry.
+    flaky: Mutex<Vec<String>>,
 }
 
 impl RunRecord {
@@ -110,6 +112,16 @@ impl RunRecord {
     /// Note that `check` waited `duration` on the server (a hint, a backoff, a poll interval).
     pub fn add_wait(&self, check: &str, duration: Duration) {
         lock(&self.waits).push((check.to_string(), duration));
+    }
+
+    /// Note that `check` got an answer only after retrying a transport error.
+    pub fn mark_flaky(&self, check: &str) {
+        lock(&self.flaky).push(check.to_string());
+    }
+
+    /// True when `check` needed a transport retry.
+    pub fn was_flaky(&self, check: &str) -> bool {
+        lock(&self.flaky).iter().any(|c| c == check)
     }
 
     /// Total waiting by `check`, or by the whole run when `None`.

@@ -57,14 +57,24 @@ impl Plan {
     pub async fn execute(self: &Arc<Self>, index: usize) -> CheckRecord {
         let started = Instant::now();
         let plan = Arc::clone(self);
-        let result = tokio::spawn(async move { plan.evaluate(index).await })
-            .await
-            .unwrap_or_else(|join_error| {
-                Err(Abort::Errored(format!(
-                    "the check panicked: {}",
-                    panic_message(join_error)
-                )))
-            });
+        let mut task = tokio::spawn(async move { plan.evaluate(index).await });
+        let joined = match self.context.options.deadline {
+            None => Ok((&mut task).await),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), &mut task).await,
+        };
+        let result = match joined {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => Err(Abort::Errored(format!(
+                "the check panicked (a bug in apiconform): {}",
+                panic_message(join_error)
+            ))),
+            Err(_) => {
+                task.abort();
+                Err(Abort::Errored(
+                    "stopped: the run's deadline (--deadline) passed".into(),
+                ))
+            }
+        };
         let planned = &self.checks[index];
         let secrets = self.context.client.secrets();
         let (outcome, message) = match result {
@@ -93,7 +103,7 @@ impl Plan {
                 .iter()
                 .map(|e| e.id)
                 .collect(),
-            flaky: false,
+            flaky: self.context.record.was_flaky(&planned.name),
             waited: self.context.record.waited(Some(&planned.name)),
         };
         self.context.record.add_check(record.clone());

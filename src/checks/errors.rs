@@ -14,6 +14,9 @@ use crate::suite::{PathTemplate, RequestSpec, Settings, StatusSet};
 #[serde(deny_unknown_fields)]
 pub struct ErrorEnvelope {
     requests: Vec<RequestSpec>,
+    /// Judge only replies with these statuses (say, the 401s of auth checks); default: every
+    /// non-2xx reply.
+    statuses: Option<StatusSet>,
 }
 
 impl Check for ErrorEnvelope {
@@ -28,11 +31,19 @@ impl Check for ErrorEnvelope {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let responses = send_all(cx, &self.requests).await?;
-            let errors: Vec<_> = responses.iter().filter(|r| !r.is_success()).collect();
+            let judged = |r: &&crate::client::Response| match &self.statuses {
+                Some(statuses) => statuses.contains(r.status),
+                None => !r.is_success(),
+            };
+            let errors: Vec<_> = responses.iter().filter(judged).collect();
             if errors.is_empty() {
-                return Err(Abort::Ignored(
-                    "none of its requests got an error reply to inspect".into(),
-                ));
+                let which = match &self.statuses {
+                    Some(statuses) => format!("a {statuses} reply"),
+                    None => "an error reply".into(),
+                };
+                return Err(Abort::Ignored(format!(
+                    "none of its requests got {which} to inspect"
+                )));
             }
             Ok(errors
                 .into_iter()

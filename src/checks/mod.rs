@@ -202,9 +202,9 @@ fn envelope_findings(cx: &CheckContext, response: &Response) -> Findings {
     let schema = &cx.settings().errors.schema;
     let Some(json) = &response.json else {
         return vec![format!(
-            "expected an error envelope (schema `{schema}`), got a body that is not JSON from {}: {}",
+            "expected an error envelope (schema `{schema}`) in {}, but {}",
             response.label(),
-            response.body_excerpt(200)
+            response.json_problem().unwrap_or_default()
         )];
     };
     cx.schemas()

@@ -87,6 +87,11 @@ impl Check for RequestIdHeader {
                             response.label()
                         ))
                     }
+                    Some((name, _)) if response.header_count(&name) > 1 => findings.push(format!(
+                        "the {name} header is duplicated ({} copies on one response), in {}",
+                        response.header_count(&name),
+                        response.label()
+                    )),
                     Some(_) => {}
                 }
             }

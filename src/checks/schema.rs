@@ -122,15 +122,31 @@ fn media_type_finding(response: &Response) -> Option<String> {
     let is_json = media_type
         .as_deref()
         .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
-    (response.is_success() && !is_json).then(|| {
-        format!(
-            "expected Content-Type application/json, saw {} in {}",
-            media_type
-                .map(|m| format!("\"{m}\""))
-                .unwrap_or_else(|| "no Content-Type".into()),
-            response.label()
-        )
-    })
+    let copies = response.header_count("content-type");
+    if !response.is_success() || (is_json && copies <= 1) {
+        return None;
+    }
+    let seen = if copies > 1 {
+        let all: Vec<&str> = response
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "content-type")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        format!("the header duplicated, {copies} times ({})", all.join(", "))
+    } else {
+        media_type
+            .map(|m| format!("\"{m}\""))
+            .unwrap_or_else(|| "no Content-Type".into())
+    };
+    let body = response
+        .json_problem()
+        .map(|p| format!("; {p}"))
+        .unwrap_or_default();
+    Some(format!(
+        "expected one Content-Type application/json, saw {seen} in {}{body}",
+        response.label()
+    ))
 }
 
 /// The JSON body of a response with an expected status, or the finding.
@@ -146,9 +162,9 @@ fn json_body<'r>(response: &'r Response, expected: &StatusSet) -> Result<&'r Val
     }
     response.json.as_ref().ok_or_else(|| {
         format!(
-            "the body is not valid JSON in {}: {}",
-            response.label(),
-            response.body_excerpt(200)
+            "{} in {}",
+            response.json_problem().unwrap_or_default(),
+            response.label()
         )
     })
 }

@@ -1,5 +1,5 @@
 //! The console's last lines, printed after libtest's own: the SHOULD warnings with their
-//! messages, the flaky checks, then one line of counts and time (libtest's line has no
+//! messages, what passing checks measured (burst rate, latency, time to finish), the flaky checks, then one line of counts and time (libtest's line has no
 //! warnings, no errored count and no waiting time).
 
 use super::{human_duration, Report};
@@ -16,6 +16,22 @@ pub fn summary(report: &Report) -> String {
     if !warned.is_empty() {
         out.push_str("warnings (SHOULD; pass --strict to fail on them):\n");
         for check in warned {
+            out.push_str(&format!(
+                "    {}: {}\n",
+                check.name,
+                check.message.replace('\n', "\n        ")
+            ));
+        }
+        out.push('\n');
+    }
+    let notes: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.outcome == Outcome::Passed && !c.message.is_empty())
+        .collect();
+    if !notes.is_empty() {
+        out.push_str("measured:\n");
+        for check in notes {
             out.push_str(&format!(
                 "    {}: {}\n",
                 check.name,

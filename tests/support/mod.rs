@@ -47,12 +47,10 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
     let record = Arc::new(RunRecord::default());
     let client = HttpClient::new(
         ClientConfig {
-            base_url: server.base_url.clone(),
-            primary_key: Some(config.primary_key.clone()),
             second_key: config.second_key.clone(),
             broke_key: config.broke_key.clone(),
             requests_per_second: Some(30.0),
-            run_id: "test".into(),
+            ..ClientConfig::new(server.base_url.clone(), Some(config.primary_key.clone()))
         },
         &suite.settings,
         Arc::clone(&record),
@@ -66,6 +64,7 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
         poll_interval: Some(Duration::from_millis(50)),
         progress: false,
         job_deadline: Some(Duration::from_secs(5)),
+        deadline: None,
     };
     let plan = Arc::new(
         Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),

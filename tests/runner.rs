@@ -1,0 +1,184 @@
+//! The runner's guarantees: a panicking check is reported as errored while the others go on,
+//! the run's deadline stops a check that would not end, the request budget holds, and every
+//! request says who sent it.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apiconform::checks::{Check, Findings, Needs};
+use apiconform::client::{ClientConfig, HttpClient, Outgoing, SendOptions};
+use apiconform::context::{Abort, CheckContext, RunContext, RunOptions};
+use apiconform::record::{Level, Outcome, RunRecord};
+use apiconform::runner::{Plan, PlannedCheck};
+use apiconform::schemas::SchemaSet;
+use apiconform::suite::{Settings, Suite};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+/// A check that does what it is told, without any request.
+struct Scripted(&'static str);
+
+impl Check for Scripted {
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs::default()
+    }
+
+    fn run<'a>(&'a self, _cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            match self.0 {
+                "panic" => panic!("a bug in a check"),
+                "sleep" => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(Vec::new())
+                }
+                _ => Ok(Vec::new()),
+            }
+        }
+        .boxed()
+    }
+}
+
+fn plan_of(scripts: &[&'static str], options: RunOptions) -> Arc<Plan> {
+    let suite = Suite::load(None).unwrap();
+    let schemas = SchemaSet::load(&suite).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig::new(
+            "http://127.0.0.1:9",
+            Some("sk_test_not_used_by_any_server".into()),
+        ),
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .unwrap();
+    let checks = scripts
+        .iter()
+        .map(|script| PlannedCheck {
+            name: format!("test::{script}"),
+            area: "test".into(),
+            level: Level::Must,
+            kind: "scripted".into(),
+            check: Box::new(Scripted(script)),
+        })
+        .collect();
+    Arc::new(Plan {
+        context: RunContext::new(suite, schemas, client, record, options),
+        checks,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_check_is_errored_and_the_others_go_on() {
+    let plan = plan_of(&["panic", "pass"], RunOptions::default());
+    let panicked = plan.execute(0).await;
+    let passed = plan.execute(1).await;
+    assert_eq!(panicked.outcome, Outcome::Errored);
+    assert!(
+        panicked.message.contains("panicked") && panicked.message.contains("a bug in a check"),
+        "{}",
+        panicked.message
+    );
+    assert_eq!(passed.outcome, Outcome::Passed);
+    assert_eq!(plan.context.record.checks().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_deadline_stops_a_check_that_would_not_end() {
+    let options = RunOptions {
+        deadline: Some(Instant::now() + Duration::from_millis(300)),
+        ..RunOptions::default()
+    };
+    let plan = plan_of(&["sleep"], options);
+    let started = Instant::now();
+    let record = plan.execute(0).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(record.outcome, Outcome::Errored);
+    assert!(record.message.contains("deadline"), "{}", record.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_budget_holds_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config, _log) = support::start_server(&[], dir.path()).await;
+    let suite = Suite::load(None).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client_config = ClientConfig {
+        max_requests: 3,
+        ..ClientConfig::new(server.base_url.clone(), Some(config.primary_key.clone()))
+    };
+    let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record)).unwrap();
+    let options = SendOptions::default();
+    for _ in 0..3 {
+        assert!(client
+            .send("test", &Outgoing::get("/health"), options)
+            .await
+            .is_ok());
+    }
+    let refused = client
+        .send("test", &Outgoing::get("/health"), options)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.budget_spent && refused.cause.contains("--max-requests"),
+        "{refused}"
+    );
+    assert!(client.budget_spent());
+    assert_eq!(
+        record.exchanges().len(),
+        3,
+        "the refused request was never sent"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_says_who_sent_it() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            .unwrap();
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    });
+    let suite = Suite::load(None).unwrap();
+    let client = HttpClient::new(
+        ClientConfig {
+            run_id: "run-42".into(),
+            ..ClientConfig::new(base_url, Some("sk_secret".into()))
+        },
+        &suite.settings,
+        Arc::new(RunRecord::default()),
+    )
+    .unwrap();
+    client
+        .send("test", &Outgoing::get("/v1/jobs"), SendOptions::default())
+        .await
+        .unwrap();
+    let head = server.join().unwrap();
+    assert!(
+        head.contains(&format!(
+            "user-agent: apiconform/{}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{head}"
+    );
+    assert!(head.contains("x-apiconform-run-id: run-42"), "{head}");
+    assert!(head.contains("x-api-key: sk_secret"), "{head}");
+}
