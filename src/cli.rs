@@ -27,6 +27,11 @@ Exit codes:
        does not compile), or a report that cannot be written
   3    the target could not be reached at all";
 
+/// The embedded server regains this many requests per second after a burst, and the run
+/// paces itself a little below it, so only the burst meets the limit.
+const EMBEDDED_REFILL: f64 = 60.0;
+const EMBEDDED_PACE: f64 = 50.0;
+
 const ABOUT: &str = "Contract conformance test harness for HTTP JSON APIs";
 
 const LONG_ABOUT: &str = "\
@@ -118,6 +123,9 @@ struct RunArgs {
     /// Time allowed to connect, in seconds (default: the suite's, 10).
     #[arg(long, value_name = "SECS", help_heading = "Limits")]
     connect_timeout: Option<f64>,
+    /// Print the requests each check would send, marking side effects, and send nothing.
+    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    dry_run: bool,
     /// Allow sending the key over plain http:// to a host that is not loopback.
     #[arg(long, help_heading = "Limits")]
     allow_insecure_http: bool,
@@ -159,7 +167,7 @@ struct RunArgs {
     /// List the checks (with level and what each needs) and exit without sending a request.
     #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
     list: bool,
-    /// Run only checks marked ignored in the suite.
+    /// Run only the checks the suite marks `ignored = true` (slow or costly ones).
     #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
     ignored: bool,
     /// Run checks marked ignored too.
@@ -263,8 +271,21 @@ fn init_logging(verbose: u8, format: LogFormat) {
         1 => "apiconform=info",
         _ => "apiconform=debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The HTTP stack's own debug output can include request headers: never below info,
+    // whatever RUST_LOG says, so no verbosity can show a key.
+    for quiet in [
+        "h2=info",
+        "hyper=info",
+        "hyper_util=info",
+        "reqwest=info",
+        "rustls=info",
+    ] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // stderr, so check output and reports on stdout stay clean.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -319,12 +340,13 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         }
     }
     let target = resolve_target(runtime, &args)?;
-    let embedded = target.embedded.is_some();
+    // The embedded run, or its --list / --dry-run description (which start no server).
+    let embedded = target.embedded.is_some() || args.base_url.is_none();
     let record = Arc::new(RunRecord::default());
     let client_config = ClientConfig {
         second_key: target.second_key.clone(),
         broke_key: target.broke_key.clone(),
-        requests_per_second: args.rate.or(embedded.then_some(30.0)),
+        requests_per_second: args.rate.or(embedded.then_some(EMBEDDED_PACE)),
         max_requests: args.max_requests,
         max_rate: args.max_rate,
         ..ClientConfig::new(target.base_url.clone(), Some(target.primary_key.clone()))
@@ -351,6 +373,10 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
         print_list(&plan, &libtest_args, &trials);
         return Ok(ExitCode::from(EXIT_OK));
     }
+    if args.dry_run {
+        print_plan(&plan, &libtest_args, &trials, &args);
+        return Ok(ExitCode::from(EXIT_OK));
+    }
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
@@ -368,7 +394,20 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     let clock = Instant::now();
     probe(runtime, &plan)?;
 
+    // Checks the suite marks ignored are not run, but they still belong in every report.
+    let not_run: Vec<usize> = trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !libtest_args.is_filtered_out(t) && libtest_args.is_ignored(t))
+        .map(|(i, _)| i)
+        .collect();
     let conclusion = libtest_mimic::run(&libtest_args, trials);
+    for index in not_run {
+        plan.record_not_run(
+            index,
+            "marked `ignored = true` in the suite; run it with --ignored or --include-ignored",
+        );
+    }
     let info = RunInfo {
         suite_name: plan.context.suite.name.clone(),
         suite_hash,
@@ -434,7 +473,7 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
         "--broke-key",
     )?;
     let Some(base_url) = &args.base_url else {
-        if args.list {
+        if args.list || args.dry_run {
             return Ok(Target {
                 base_url: "http://127.0.0.1:0".into(),
                 primary_key: "unused".into(),
@@ -449,8 +488,14 @@ fn resolve_target(runtime: &tokio::runtime::Runtime, args: &RunArgs) -> Result<T
             std::process::id(),
             rand::random::<u32>()
         ));
+        // Jobs finish in half a second, so the whole default suite runs in a few seconds.
         let config = ServerConfig {
             log_file: Some(log.clone()),
+            job_duration: Duration::from_millis(500),
+            rate_limit: crate::reference::RateLimitConfig {
+                capacity: 40,
+                refill_per_second: EMBEDDED_REFILL,
+            },
             ..ServerConfig::with_random_keys()
         };
         let (primary_key, second_key, broke_key) = (
@@ -617,6 +662,40 @@ fn print_list(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial]) {
             planned.name, planned.level, planned.kind
         );
     }
+}
+
+/// `--dry-run`: what each selected check would send, side effects marked; nothing is sent.
+fn print_plan(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial], run: &RunArgs) {
+    let settings = plan.context.settings();
+    let target = run
+        .base_url
+        .as_deref()
+        .unwrap_or("the embedded reference server");
+    println!("apiconform: dry run against {target}; nothing is sent");
+    let mut writes = 0;
+    for (planned, trial) in plan.checks.iter().zip(trials) {
+        if args.is_filtered_out(trial) {
+            continue;
+        }
+        let needs = planned.check.needs(settings);
+        match plan.unmet(needs) {
+            Some(reason) => println!(
+                "{} [{}]: would be ignored: {reason}",
+                planned.name, planned.level
+            ),
+            None => {
+                writes += usize::from(needs.writes);
+                println!("{} [{}]:", planned.name, planned.level);
+                for line in planned.check.plan(settings) {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    println!(
+        "{writes} check(s) with side effects; every request counts against --max-requests {} and --max-rate {}/s; the whole run stops at --deadline {} s",
+        run.max_requests, run.max_rate, run.deadline
+    );
 }
 
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode, AppError> {

@@ -219,9 +219,16 @@ impl<'a> CheckContext<'a> {
     }
 
     pub async fn send_outgoing(&self, outgoing: &Outgoing) -> Result<Response, Abort> {
-        Ok(self
+        let response = self
             .client()
             .send(self.name, outgoing, SendOptions::default())
-            .await?)
+            .await?;
+        if response.rate_limit_retries > 0 {
+            self.note(&format!(
+                "backed off and retried {} time(s) after an unexpected 429 on {}",
+                response.rate_limit_retries, response.request_line
+            ));
+        }
+        Ok(response)
     }
 }

@@ -19,6 +19,8 @@ pub struct PlannedCheck {
     pub area: String,
     pub level: Level,
     pub kind: String,
+    /// Marked `ignored = true` in the suite: runs only with `--ignored` or `--include-ignored`.
+    pub ignored: bool,
     pub check: Box<dyn Check>,
 }
 
@@ -45,6 +47,7 @@ impl Plan {
                     area: decl.area().to_string(),
                     level: decl.level,
                     kind: decl.kind.clone(),
+                    ignored: decl.ignored,
                     check,
                 });
             }
@@ -110,6 +113,22 @@ impl Plan {
         record
     }
 
+    /// Record check `index` as ignored without running it (the suite marks it so).
+    pub fn record_not_run(&self, index: usize, reason: &str) {
+        let planned = &self.checks[index];
+        self.context.record.add_check(CheckRecord {
+            name: planned.name.clone(),
+            area: planned.area.clone(),
+            level: planned.level,
+            outcome: Outcome::Ignored,
+            message: reason.to_string(),
+            duration: std::time::Duration::ZERO,
+            exchanges: Vec::new(),
+            flaky: false,
+            waited: std::time::Duration::ZERO,
+        });
+    }
+
     /// Check what the check needs, then run it: alone if it must be, else beside the others.
     /// Returns its findings and its notes.
     async fn evaluate(&self, index: usize) -> Result<(checks::Findings, Vec<String>), Abort> {
@@ -136,7 +155,7 @@ impl Plan {
     }
 
     /// Why a check with `needs` cannot run here, if it cannot.
-    fn unmet(&self, needs: Needs) -> Option<String> {
+    pub fn unmet(&self, needs: Needs) -> Option<String> {
         let options = &self.context.options;
         if needs.writes && !options.allow_writes {
             return Some("sends requests with side effects (creates jobs or spends credits): pass --allow-writes".into());
@@ -174,6 +193,7 @@ impl Plan {
                     }
                 })
                 .with_kind(planned.level.to_string())
+                .with_ignored_flag(planned.ignored)
             })
             .collect()
     }

@@ -106,6 +106,8 @@ pub struct CheckDecl {
     pub level: Level,
     pub kind: String,
     pub params: toml::Table,
+    /// Not run unless asked for (`--ignored`, `--include-ignored`): slow or costly checks.
+    pub ignored: bool,
     /// Where the table starts in the suite file, for messages.
     pub line: usize,
     pub column: usize,
@@ -680,6 +682,7 @@ impl Suite {
         for spanned in raw.checks {
             let offset = spanned.span().start;
             let mut table = spanned.into_inner();
+            let ignored_value = table.remove("ignored");
             let mut take_string = |field: &str| -> Result<Option<String>, AppError> {
                 match table.remove(field) {
                     None => Ok(None),
@@ -696,6 +699,19 @@ impl Suite {
             let name = take_string("name")?.ok_or_else(|| at(offset, "check without a `name`"))?;
             let kind = take_string("kind")?
                 .ok_or_else(|| at(offset, &format!("check `{name}` has no `kind`")))?;
+            let ignored = match ignored_value {
+                None => false,
+                Some(toml::Value::Boolean(b)) => b,
+                Some(other) => {
+                    return Err(at(
+                        offset,
+                        &format!(
+                            "check `{name}`: `ignored` must be true or false, found {}",
+                            other.type_str()
+                        ),
+                    ))
+                }
+            };
             let level = match take_string("level")?
                 .as_deref()
                 .map(str::to_ascii_uppercase)
@@ -725,6 +741,7 @@ impl Suite {
                 level,
                 kind,
                 params: table,
+                ignored,
                 line,
                 column,
             });

@@ -313,3 +313,88 @@ async fn served_fault_is_reported_as_a_failing_check_without_the_key() {
         "{stdout}"
     );
 }
+
+#[test]
+fn dry_run_sends_nothing_and_marks_side_effects() {
+    // Nothing listens on this port: a sent request would fail the run.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run_bin(
+        &[
+            "--dry-run",
+            "--base-url",
+            &url,
+            "--key",
+            "sk_dry_run_key_123",
+            "--allow-writes",
+        ],
+        &[],
+        QUICK,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("nothing is sent"), "{stdout}");
+    assert!(
+        stdout.contains("POST /v1/jobs twice with one Idempotency-Key [side effect"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("until the first 429"), "{stdout}");
+    assert!(!stdout.contains("sk_dry_run_key_123"));
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused_before_any_request() {
+    let out = run_bin(
+        &[
+            "--base-url",
+            "http://api.example.com",
+            "--key",
+            "sk_plain_http_123",
+        ],
+        &[],
+        QUICK,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-insecure-http"), "{stderr}");
+    assert!(!stderr.contains("sk_plain_http_123"));
+}
+
+#[test]
+fn an_empty_key_variable_counts_as_unset() {
+    let out = run_bin(
+        &["--base-url", "https://api.example.com"],
+        &[("APICONFORM_API_KEY", "")],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no API key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_request_budget_stops_the_run_with_its_own_message() {
+    let out = run_bin(
+        &["--max-requests", "40", "-q"],
+        &[],
+        Duration::from_secs(120),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "{}{stderr}",
+        text(&out.stdout)
+    );
+    assert!(
+        stderr.contains("the request budget of 40 (--max-requests) was spent"),
+        "{stderr}"
+    );
+}

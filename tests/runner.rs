@@ -22,6 +22,10 @@ use futures_util::FutureExt;
 struct Scripted(&'static str);
 
 impl Check for Scripted {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        vec![format!("no request ({})", self.0)]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::default()
     }
@@ -61,6 +65,7 @@ fn plan_of(scripts: &[&'static str], options: RunOptions) -> Arc<Plan> {
             area: "test".into(),
             level: Level::Must,
             kind: "scripted".into(),
+            ignored: false,
             check: Box::new(Scripted(script)),
         })
         .collect();

@@ -4,7 +4,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{error_code, send_all, status_finding, success, Check, Findings, Needs};
+use super::{error_code, planned, send_all, status_finding, success, Check, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::secrets::contains_bytes;
 use crate::suite::{RequestSpec, Settings, StatusSet};
@@ -19,6 +19,10 @@ pub struct AuthAccepted {
 }
 
 impl Check for AuthAccepted {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -50,6 +54,10 @@ fn unauthorized() -> StatusSet {
 }
 
 impl Check for AuthRejected {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -97,6 +105,10 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for CrossTenant {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -129,6 +141,10 @@ pub struct SecretNotEchoed {
 }
 
 impl Check for SecretNotEchoed {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }

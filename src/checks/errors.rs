@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{envelope_findings, send_all, status_finding, Check, Findings, Needs};
+use super::{envelope_findings, planned, send_all, status_finding, Check, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::suite::{PathTemplate, RequestSpec, Settings, StatusSet};
 
@@ -20,6 +20,10 @@ pub struct ErrorEnvelope {
 }
 
 impl Check for ErrorEnvelope {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
@@ -68,6 +72,10 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for NotFound {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -150,6 +158,14 @@ fn default_malformed_ids() -> Vec<String> {
 }
 
 impl Check for MalformedId {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        vec![format!(
+            "GET {} x {} malformed ids (long, quotes, markup, NUL, emoji, ...)",
+            self.path.0,
+            self.ids.len()
+        )]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::default()
     }

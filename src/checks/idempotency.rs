@@ -7,7 +7,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Check, Findings, Needs};
+use super::{oracle_plan, with_oracle, Check, Findings, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{id_text, status_of};
@@ -106,6 +106,17 @@ fn three() -> u32 {
 }
 
 impl Check for ReadsAreSafe {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        let mut plan = oracle_plan(settings, "before");
+        plan.push(format!(
+            "{} x {}",
+            self.request.describe(),
+            self.reads.clamp(2, 10)
+        ));
+        plan.extend(oracle_plan(settings, "after"));
+        plan
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             exclusive: true,
@@ -183,6 +194,16 @@ impl Check for ReadsAreSafe {
 pub struct IdempotentCreate {}
 
 impl Check for IdempotentCreate {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        with_oracle(
+            settings,
+            vec![format!(
+                "POST {} twice with one Idempotency-Key {WRITES}",
+                settings.jobs.create_path
+            )],
+        )
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         writes_alone()
     }
@@ -236,6 +257,13 @@ impl Check for IdempotentCreate {
 pub struct KeyReuse {}
 
 impl Check for KeyReuse {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        vec![format!(
+            "POST {} twice with one Idempotency-Key and two bodies {WRITES}",
+            settings.jobs.create_path
+        )]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         writes_alone()
     }
@@ -284,6 +312,16 @@ impl Check for KeyReuse {
 pub struct ConcurrentCreate {}
 
 impl Check for ConcurrentCreate {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        with_oracle(
+            settings,
+            vec![format!(
+                "POST {} twice at once with one Idempotency-Key {WRITES}",
+                settings.jobs.create_path
+            )],
+        )
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         writes_alone()
     }
@@ -331,6 +369,13 @@ impl Check for ConcurrentCreate {
 pub struct TenantScoped {}
 
 impl Check for TenantScoped {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        vec![format!(
+            "POST {} with a key, then the same key as the second tenant {WRITES}",
+            settings.jobs.create_path
+        )]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             second_key: true,
@@ -370,6 +415,19 @@ impl Check for TenantScoped {
 pub struct StartOnce {}
 
 impl Check for StartOnce {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        with_oracle(
+            settings,
+            vec![
+                format!("POST {} {WRITES}", settings.jobs.create_path),
+                format!(
+                    "POST {} while processing, and again once finished, reading {} around each",
+                    settings.jobs.start_path, settings.jobs.read_path
+                ),
+            ],
+        )
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         writes_alone()
     }

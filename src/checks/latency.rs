@@ -34,6 +34,14 @@ fn two() -> f64 {
 }
 
 impl Check for Latency {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        vec![format!(
+            "{} x {}",
+            self.request.describe(),
+            self.samples.min(50)
+        )]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }

@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Check, Findings, NamedCheck, Needs};
+use super::{Check, Findings, NamedCheck, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{id_text, invariant_violations, is_absolute_url, status_of, Phase};
@@ -101,6 +101,20 @@ struct Observation {
 }
 
 impl Check for JobLifecycle {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        vec![
+            format!(
+                "POST {} with input `{}` {WRITES}",
+                settings.jobs.create_path, self.input.name
+            ),
+            format!(
+                "GET {} every poll interval until it finishes, then 3 more",
+                settings.jobs.read_path
+            ),
+            "HEAD or GET of the output URL, without the key".into(),
+        ]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             writes: true,
@@ -203,6 +217,19 @@ fn processing() -> String {
 }
 
 impl Check for ManualStart {
+    fn plan(&self, settings: &Settings) -> Vec<String> {
+        vec![
+            format!(
+                "POST {} with auto_start false {WRITES}",
+                settings.jobs.create_path
+            ),
+            format!(
+                "GET {} x 3, then POST {}, then GET once",
+                settings.jobs.read_path, settings.jobs.start_path
+            ),
+        ]
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             writes: true,

@@ -80,6 +80,9 @@ pub trait Check: Send + Sync {
     /// What it needs to run; `settings` matters to kinds whose requests the suite shares.
     fn needs(&self, settings: &Settings) -> Needs;
 
+    /// The requests it would send, one line each, side effects marked (for `--dry-run`).
+    fn plan(&self, settings: &Settings) -> Vec<String>;
+
     /// Schema names it validates against, so a missing schema is caught at load time.
     fn schemas(&self, _settings: &Settings) -> Vec<String> {
         Vec::new()
@@ -184,6 +187,45 @@ pub(crate) fn params<T: DeserializeOwned>(decl: &CheckDecl) -> Result<T, String>
     toml::Value::Table(decl.params.clone())
         .try_into()
         .map_err(|e: toml::de::Error| e.message().trim().to_string())
+}
+
+/// How `--dry-run` marks a request with side effects.
+const WRITES: &str = "[side effect: creates a job, may spend credits]";
+
+/// `--dry-run` lines for suite requests.
+fn planned<'a>(requests: impl IntoIterator<Item = &'a RequestSpec>) -> Vec<String> {
+    requests
+        .into_iter()
+        .map(|r| {
+            let effect = if r.writes() {
+                format!(" {WRITES}")
+            } else {
+                String::new()
+            };
+            format!("{}{effect}", r.describe())
+        })
+        .collect()
+}
+
+/// `--dry-run` lines for reading the side-effect oracle `when` (before or after).
+fn oracle_plan(settings: &Settings, when: &str) -> Vec<String> {
+    let usage = &settings.usage;
+    let mut lines = vec![format!(
+        "GET {} ({when}, to observe side effects)",
+        usage.jobs_path
+    )];
+    if !usage.events_path.is_empty() {
+        lines.push(format!("GET {} ({when})", usage.events_path));
+    }
+    lines
+}
+
+/// `lines` between oracle reads before and after.
+fn with_oracle(settings: &Settings, lines: Vec<String>) -> Vec<String> {
+    let mut plan = oracle_plan(settings, "before");
+    plan.extend(lines);
+    plan.extend(oracle_plan(settings, "after"));
+    plan
 }
 
 /// A finding when `response`'s status is not in `expected`.

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{send_all, Check, Findings, Needs};
+use super::{planned, send_all, Check, Findings, Needs};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::suite::{RequestSpec, Settings};
@@ -21,6 +21,10 @@ pub struct ErrorRequestId {
 }
 
 impl Check for ErrorRequestId {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
@@ -65,6 +69,10 @@ pub struct RequestIdHeader {
 }
 
 impl Check for RequestIdHeader {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
@@ -115,6 +123,13 @@ fn three() -> u32 {
 }
 
 impl Check for RequestIdUnique {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+            .into_iter()
+            .map(|r| format!("{r} x {}", self.repeat.clamp(1, 20)))
+            .collect()
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
@@ -170,6 +185,10 @@ pub struct RequestIdConsistent {
 }
 
 impl Check for RequestIdConsistent {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of(&self.requests)
     }
@@ -224,6 +243,12 @@ fn five() -> f64 {
 }
 
 impl Check for LogsContainIds {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        let mut plan = planned(&self.requests);
+        plan.push("then reads the log source (no request)".into());
+        plan
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs {
             logs: true,

@@ -22,6 +22,21 @@ fn burst_needs(settings: &Settings) -> Needs {
     }
 }
 
+/// The burst, described for `--dry-run` (shared by the three checks; it runs once).
+fn burst_plan(settings: &Settings) -> Vec<String> {
+    let default = RequestSpec::get(&settings.jobs.read_path);
+    let request = settings.burst.request.as_ref().unwrap_or(&default);
+    vec![
+        format!(
+            "{} up to {} times, {} at a time, unpaced, until the first 429 (once per run, shared by rate_limit::*)",
+            request.describe(),
+            settings.burst.max_requests,
+            settings.burst.concurrency
+        ),
+        format!("then the same request up to {} times, after waiting as hinted", settings.burst.recovery_attempts),
+    ]
+}
+
 /// The burst gets a 429 within the cap, with the error envelope and code, and no request of
 /// the burst gets a 5xx or a transport error.
 #[derive(Debug, Deserialize)]
@@ -42,6 +57,10 @@ pub struct BurstRecovery {}
 macro_rules! burst_check {
     ($kind:ty, $judge:ident) => {
         impl Check for $kind {
+            fn plan(&self, settings: &Settings) -> Vec<String> {
+                burst_plan(settings)
+            }
+
             fn needs(&self, settings: &Settings) -> Needs {
                 burst_needs(settings)
             }

@@ -5,7 +5,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{status_finding, success, Check, Findings, Needs};
+use super::{planned, status_finding, success, Check, Findings, Needs};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{id_text, invariant_violations, shown};
@@ -22,6 +22,10 @@ pub struct ResponseSchema {
 }
 
 impl Check for ResponseSchema {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -59,6 +63,10 @@ pub struct JobIdentity {
 }
 
 impl Check for JobIdentity {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
@@ -96,6 +104,10 @@ pub struct JobInvariants {
 }
 
 impl Check for JobInvariants {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned([&self.request])
+    }
+
     fn needs(&self, _settings: &Settings) -> Needs {
         Needs::of([&self.request])
     }
