@@ -3,44 +3,12 @@
 
 mod support;
 
+use support::{run_bin, text};
+
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apiconform::reference::Fault;
-
-/// Run the binary with `args`, killing it if it outlives `limit`.
-fn run_bin(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-        .env_remove("APICONFORM_API_KEY")
-        .env_remove("APICONFORM_SECOND_API_KEY")
-        .env_remove("RUST_LOG");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("spawn apiconform");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("apiconform {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The libtest line of check `name`.
 fn check_line<'a>(stdout: &'a str, name: &str) -> &'a str {
@@ -232,7 +200,7 @@ fn list_shows_checks_with_level_and_needs_without_a_target() {
 
 #[test]
 fn embedded_run_passes_every_check() {
-    let out = run_bin(&[], &[], Duration::from_secs(120));
+    let out = run_bin::<&str>(&[], &[], Duration::from_secs(120));
     let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -4,9 +4,10 @@
 
 mod support;
 
+use support::{run_bin, text};
+
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use apiconform::record::{CheckRecord, Exchange, Level, Outcome, RunRecord};
 use apiconform::reference::Fault;
@@ -516,39 +517,6 @@ fn assert_junit_shape(xml: &str) {
 
 // ---------------------------------------------------------------------------------------------
 // Full runs of the binary.
-
-/// Run the binary with `args`, killing it if it outlives `limit`.
-fn run_bin(args: &[String], envs: &[(&str, &str)], limit: Duration) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("APICONFORM_API_KEY")
-        .env_remove("APICONFORM_SECOND_API_KEY")
-        .env_remove("APICONFORM_BROKE_API_KEY")
-        .env_remove("RUST_LOG");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("spawn apiconform");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("apiconform {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()

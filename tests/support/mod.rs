@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apiconform::client::{ClientConfig, HttpClient};
 use apiconform::context::{RunContext, RunOptions};
@@ -83,4 +85,61 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
     }
     server.shutdown().await;
     outcomes
+}
+
+/// Run the apiconform binary with `args` and extra environment, killing it if it outlives
+/// `limit`. Output is drained on threads, so a chatty run cannot block on a full pipe.
+pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[S],
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "APICONFORM_API_KEY",
+        "APICONFORM_SECOND_API_KEY",
+        "APICONFORM_BROKE_API_KEY",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("spawn apiconform");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("apiconform {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Bytes as text, for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
