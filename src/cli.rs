@@ -29,8 +29,8 @@ Exit codes:
 
 /// The embedded server regains this many requests per second after a burst, and the run
 /// paces itself a little below it, so only the burst meets the limit.
-const EMBEDDED_REFILL: f64 = 60.0;
-const EMBEDDED_PACE: f64 = 50.0;
+const EMBEDDED_REFILL: f64 = 30.0;
+const EMBEDDED_PACE: f64 = 25.0;
 
 const ABOUT: &str = "Contract conformance test harness for HTTP JSON APIs";
 

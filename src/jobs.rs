@@ -38,6 +38,53 @@ impl JobSettings {
     pub fn read_path_for(&self, job_id: &str) -> String {
         self.read_path.replace("{job_id}", &encode_segment(job_id))
     }
+
+    /// `POST create_path` with `body`.
+    pub fn create_request(&self, body: Value) -> Outgoing {
+        let mut request = Outgoing::get(self.create_path.clone());
+        request.method = "POST".into();
+        request.body = Some(body);
+        request
+    }
+
+    /// `GET read_path` for `job_id`, recorded as about that job.
+    pub fn read_request(&self, job_id: &str) -> Outgoing {
+        let mut request = Outgoing::get(self.read_path_for(job_id));
+        request.job_id = Some(job_id.to_string());
+        request
+    }
+
+    /// `POST start_path` for `job_id` with an empty JSON object.
+    pub fn start_request(&self, job_id: &str) -> Outgoing {
+        let mut request =
+            Outgoing::get(self.start_path.replace("{job_id}", &encode_segment(job_id)));
+        request.method = "POST".into();
+        request.body = Some(Value::Object(Default::default()));
+        request.job_id = Some(job_id.to_string());
+        request
+    }
+
+    /// The new job's id from a create reply, or why there is none, prefixed with `what`.
+    pub fn created_job_id(&self, reply: &Response, what: &str) -> Result<String, String> {
+        if !reply.is_success() {
+            return Err(format!(
+                "{what}: expected 2xx, got {}; body: {}",
+                reply.label(),
+                reply.body_excerpt(200)
+            ));
+        }
+        id_text(reply.pointer(&self.created_id_pointer)).ok_or_else(|| {
+            let why = reply
+                .json_problem()
+                .map(|p| format!(": {p}"))
+                .unwrap_or_default();
+            format!(
+                "{what}: the reply has no id at {} ({}){why}",
+                self.created_id_pointer,
+                reply.label()
+            )
+        })
+    }
 }
 
 /// The status of a job object, if it has a string one.
@@ -167,31 +214,12 @@ pub async fn create_and_wait(
     deadline: Duration,
     recorder: &str,
 ) -> Result<String, String> {
-    let mut create = Outgoing::get(settings.create_path.clone());
-    create.method = "POST".into();
-    create.body = Some(settings.create_body.clone());
+    let create = settings.create_request(settings.create_body.clone());
     let reply = client
         .send(recorder, &create, SendOptions::default())
         .await
         .map_err(|e| format!("could not create a job: {e}"))?;
-    if !reply.is_success() {
-        return Err(format!(
-            "could not create a job: expected 2xx, got {}: {}",
-            reply.label(),
-            reply.body_excerpt(300)
-        ));
-    }
-    let job_id = id_text(reply.pointer(&settings.created_id_pointer)).ok_or_else(|| {
-        let why = reply
-            .json_problem()
-            .map(|p| format!(": {p}"))
-            .unwrap_or_default();
-        format!(
-            "could not create a job: the reply has no id at {} ({}){why}",
-            settings.created_id_pointer,
-            reply.label()
-        )
-    })?;
+    let job_id = settings.created_job_id(&reply, "could not create a job")?;
     poll_until_terminal(
         client,
         settings,
@@ -218,8 +246,7 @@ pub async fn poll_until_terminal(
 ) -> Result<Response, String> {
     let limit = deadline;
     let deadline = Instant::now() + deadline;
-    let mut read = Outgoing::get(settings.read_path_for(job_id));
-    read.job_id = Some(job_id.to_string());
+    let read = settings.read_request(job_id);
     loop {
         let response = client
             .send(recorder, &read, SendOptions::default())

@@ -22,9 +22,7 @@ fn fresh_key() -> String {
 /// The suite's create request (`[jobs] create_path` and `create_body`) with an idempotency key.
 fn create_with_key(cx: &CheckContext, key: &str, body: Value, credential: Credential) -> Outgoing {
     let settings = cx.settings();
-    let mut request = Outgoing::get(settings.jobs.create_path.clone());
-    request.method = "POST".into();
-    request.body = Some(body);
+    let mut request = settings.jobs.create_request(body);
     request.credential = credential;
     request.headers.push((
         settings.idempotency.header.clone(),
@@ -40,20 +38,10 @@ fn created_id(cx: &CheckContext, response: &Response) -> Option<String> {
 
 /// A create that must succeed for the check to go on; anything else is the check's finding.
 fn expect_created(cx: &CheckContext, response: &Response, what: &str) -> Result<String, Findings> {
-    if !response.is_success() {
-        return Err(vec![format!(
-            "{what}: expected 2xx, got {}; body: {}",
-            response.label(),
-            response.body_excerpt(200)
-        )]);
-    }
-    created_id(cx, response).ok_or_else(|| {
-        vec![format!(
-            "{what}: the reply has no job id at {}, in {}",
-            cx.settings().jobs.created_id_pointer,
-            response.label()
-        )]
-    })
+    cx.settings()
+        .jobs
+        .created_job_id(response, what)
+        .map_err(|finding| vec![finding])
 }
 
 /// The create body with `video_url` (or the first string field) changed, so it differs.
@@ -435,19 +423,14 @@ impl Check for StartOnce {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let settings = cx.settings();
-            let mut create = Outgoing::get(settings.jobs.create_path.clone());
-            create.method = "POST".into();
-            create.body = Some(settings.jobs.create_body.clone());
+            let create = settings.jobs.create_request(settings.jobs.create_body.clone());
             let created = cx.send_outgoing(&create).await?;
             let job_id = match expect_created(cx, &created, "creating the job to start") {
                 Ok(id) => id,
                 Err(findings) => return Ok(findings),
             };
             let mut findings = Vec::new();
-            let mut start = Outgoing::get(settings.jobs.start_path.replace("{job_id}", &crate::suite::encode_segment(&job_id)));
-            start.method = "POST".into();
-            start.body = Some(Value::Object(Default::default()));
-            start.job_id = Some(job_id.clone());
+            let start = settings.jobs.start_request(&job_id);
             for moment in ["while it is processing", "after it finished"] {
                 if moment == "after it finished" {
                     wait_until_terminal(cx, &job_id).await?;
@@ -481,9 +464,9 @@ impl Check for StartOnce {
 
 /// The job's billing status as shown in messages.
 async fn billing_status(cx: &CheckContext<'_>, job_id: &str) -> Result<String, Abort> {
-    let mut read = Outgoing::get(cx.settings().jobs.read_path_for(job_id));
-    read.job_id = Some(job_id.to_string());
-    let response = cx.send_outgoing(&read).await?;
+    let response = cx
+        .send_outgoing(&cx.settings().jobs.read_request(job_id))
+        .await?;
     Ok(crate::jobs::shown(
         response.pointer(&cx.settings().usage.billing_status_pointer),
     ))

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Check, Findings, NamedCheck, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
-use crate::jobs::{id_text, invariant_violations, is_absolute_url, status_of, Phase};
+use crate::jobs::{invariant_violations, is_absolute_url, status_of, Phase};
 use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
 
 /// What a sample input is expected to end as.
@@ -271,10 +271,7 @@ impl Check for ManualStart {
                     return Ok(findings);
                 }
             }
-            let mut start = Outgoing::get(jobs.start_path.replace("{job_id}", &crate::suite::encode_segment(&job_id)));
-            start.method = "POST".into();
-            start.body = Some(Value::Object(Default::default()));
-            start.job_id = Some(job_id.clone());
+            let start = jobs.start_request(&job_id);
             let reply = cx.send_outgoing(&start).await?;
             if !reply.is_success() {
                 findings.push(format!("starting the job: expected 2xx, got {}; body: {}", reply.label(), reply.body_excerpt(200)));
@@ -302,32 +299,13 @@ impl Check for ManualStart {
 /// POST the create path with `body`; the job id, or the finding when creation failed.
 async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, String>, Abort> {
     let jobs = &cx.settings().jobs;
-    let mut request = Outgoing::get(jobs.create_path.clone());
-    request.method = "POST".into();
-    request.body = Some(body);
-    let reply = cx.send_outgoing(&request).await?;
-    if !reply.is_success() {
-        return Ok(Err(format!(
-            "creating the job: expected 2xx, got {}; body: {}",
-            reply.label(),
-            reply.body_excerpt(200)
-        )));
-    }
-    Ok(
-        id_text(reply.pointer(&jobs.created_id_pointer)).ok_or_else(|| {
-            format!(
-                "creating the job: no id at {} in {}",
-                jobs.created_id_pointer,
-                reply.label()
-            )
-        }),
-    )
+    let reply = cx.send_outgoing(&jobs.create_request(body)).await?;
+    Ok(jobs.created_job_id(&reply, "creating the job"))
 }
 
 async fn read(cx: &CheckContext<'_>, job_id: &str) -> Result<Response, Abort> {
-    let mut read = Outgoing::get(cx.settings().jobs.read_path_for(job_id));
-    read.job_id = Some(job_id.to_string());
-    cx.send_outgoing(&read).await
+    cx.send_outgoing(&cx.settings().jobs.read_request(job_id))
+        .await
 }
 
 fn observe(response: &Response, jobs: &JobSettings, at: Duration) -> Observation {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use apiconform::client::{ClientConfig, HttpClient};
 use apiconform::context::{RunContext, RunOptions};
 use apiconform::record::{CheckRecord, RunRecord};
-use apiconform::reference::{Fault, RunningServer, ServerConfig};
+use apiconform::reference::{Fault, RateLimitConfig, RunningServer, ServerConfig};
 use apiconform::runner::Plan;
 use apiconform::schemas::SchemaSet;
 use apiconform::suite::Suite;
@@ -26,8 +26,14 @@ pub async fn start_server(
     let log = dir.join("server.log");
     let config = ServerConfig {
         faults: faults.iter().copied().collect(),
-        job_duration: Duration::from_millis(200),
+        // Long enough for a few polls while processing (progress-goes-down needs two).
+        job_duration: Duration::from_millis(500),
         log_file: Some(log.clone()),
+        // A refill any burst outpaces, even on a busy machine; the run paces itself below it.
+        rate_limit: RateLimitConfig {
+            capacity: 40,
+            refill_per_second: 40.0,
+        },
         ..ServerConfig::with_random_keys()
     };
     let server = RunningServer::start(config.clone(), ([127, 0, 0, 1], 0).into())
