@@ -38,6 +38,8 @@ pub struct ClientConfig {
     pub max_requests: u64,
     /// The most requests per second the whole run may send, the burst included (`--max-rate`).
     pub max_rate: f64,
+    /// Say on stderr when a request waits out a 429 (a person is watching a terminal).
+    pub progress: bool,
 }
 
 impl ClientConfig {
@@ -52,6 +54,7 @@ impl ClientConfig {
             run_id: format!("{:016x}", rand::random::<u64>()),
             max_requests: DEFAULT_MAX_REQUESTS,
             max_rate: DEFAULT_MAX_RATE,
+            progress: false,
         }
     }
 }
@@ -357,6 +360,13 @@ impl HttpClient {
                 return Ok(response);
             }
             let wait = self.backoff_after(&response, retries);
+            if self.config.progress {
+                eprintln!(
+                    "    {check}: 429 on {}, waiting {:.1} s before retrying",
+                    response.request_line,
+                    wait.as_secs_f64()
+                );
+            }
             tracing::info!(
                 check,
                 request_id = response.request_id.as_deref().unwrap_or("-"),
