@@ -227,31 +227,7 @@ fn embedded_run_passes_every_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_fault_is_reported_as_a_failing_check_without_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, config, _log) = support::start_server(&[Fault::EchoKey], dir.path()).await;
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{}\n", config.primary_key)).unwrap();
-    let args = [
-        "--base-url".to_string(),
-        server.base_url.clone(),
-        "--key-file".into(),
-        key_file.display().to_string(),
-        "--allow-writes".into(),
-        "--rate".into(),
-        "50".into(),
-        "-vv".into(),
-    ];
-    let second = config.second_key.clone().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_bin(
-            &args,
-            &[("APICONFORM_SECOND_API_KEY", &second)],
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .unwrap();
-    server.shutdown().await;
+    let (out, config) = support::run_against_faults(&[Fault::EchoKey], dir.path(), &[]).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
     assert!(

@@ -525,24 +525,13 @@ fn strings(args: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faulty_run_reports_agree_carry_evidence_and_never_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, config, _log) = support::start_server(&[Fault::EchoKey], dir.path()).await;
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{}\n", config.primary_key)).unwrap();
     let out_path = |name: &str| dir.path().join(name).display().to_string();
     let (junit_path, json_path, md_path) = (
         out_path("junit.xml"),
         out_path("report.json"),
         out_path("summary.md"),
     );
-    let args = strings(&[
-        "--base-url",
-        &server.base_url,
-        "--key-file",
-        &key_file.display().to_string(),
-        "--allow-writes",
-        "--rate",
-        "50",
-        "-vv",
+    let extra = strings(&[
         "--junit",
         &junit_path,
         "--report-json",
@@ -550,18 +539,8 @@ async fn faulty_run_reports_agree_carry_evidence_and_never_the_key() {
         "--summary-md",
         &md_path,
     ]);
+    let (out, config) = support::run_against_faults(&[Fault::EchoKey], dir.path(), &extra).await;
     let second = config.second_key.clone().unwrap();
-    let env_second = second.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run_bin(
-            &args,
-            &[("APICONFORM_SECOND_API_KEY", &env_second)],
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .unwrap();
-    server.shutdown().await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
 

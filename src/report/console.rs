@@ -2,44 +2,28 @@
 //! messages, what passing checks measured (burst rate, latency, time to finish), the flaky checks, then one line of counts and time (libtest's line has no
 //! warnings, no errored count and no waiting time).
 
-use super::{human_duration, Report};
+use super::{human_duration, CheckEntry, Report};
 use crate::record::Outcome;
 
 /// The summary block, ending with a newline.
 pub fn summary(report: &Report) -> String {
     let mut out = String::new();
-    let warned: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.outcome == Outcome::Warned)
-        .collect();
-    if !warned.is_empty() {
-        out.push_str("warnings (SHOULD; pass --strict to fail on them):\n");
-        for check in warned {
-            out.push_str(&format!(
-                "    {}: {}\n",
-                check.name,
-                check.message.replace('\n', "\n        ")
-            ));
-        }
-        out.push('\n');
-    }
-    let notes: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.outcome == Outcome::Passed && !c.message.is_empty())
-        .collect();
-    if !notes.is_empty() {
-        out.push_str("measured:\n");
-        for check in notes {
-            out.push_str(&format!(
-                "    {}: {}\n",
-                check.name,
-                check.message.replace('\n', "\n        ")
-            ));
-        }
-        out.push('\n');
-    }
+    section(
+        &mut out,
+        "warnings (SHOULD; pass --strict to fail on them):",
+        report
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Warned),
+    );
+    section(
+        &mut out,
+        "measured:",
+        report
+            .checks
+            .iter()
+            .filter(|c| c.outcome == Outcome::Passed && !c.message.is_empty()),
+    );
     let flaky: Vec<&str> = report
         .checks
         .iter()
@@ -65,4 +49,22 @@ pub fn summary(report: &Report) -> String {
         out.push_str(&format!("apiconform: {note}\n"));
     }
     out
+}
+
+/// A titled block of checks with their messages, indented; nothing when there are none.
+fn section<'a>(out: &mut String, title: &str, checks: impl Iterator<Item = &'a CheckEntry>) {
+    let mut checks = checks.peekable();
+    if checks.peek().is_none() {
+        return;
+    }
+    out.push_str(title);
+    out.push('\n');
+    for check in checks {
+        out.push_str(&format!(
+            "    {}: {}\n",
+            check.name,
+            check.message.replace('\n', "\n        ")
+        ));
+    }
+    out.push('\n');
 }

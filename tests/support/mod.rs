@@ -93,6 +93,42 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
     outcomes
 }
 
+/// Run the binary against a reference server with `faults`, as a user would: `--base-url`,
+/// the key from a file, the second key from the environment, writes allowed, `-vv`, plus
+/// `extra` arguments. Returns the output and the server's configuration (to look for keys).
+pub async fn run_against_faults(
+    faults: &[Fault],
+    dir: &std::path::Path,
+    extra: &[String],
+) -> (Output, ServerConfig) {
+    let (server, config, _log) = start_server(faults, dir).await;
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, format!("{}\n", config.primary_key)).expect("write the key file");
+    let mut args = vec![
+        "--base-url".to_string(),
+        server.base_url.clone(),
+        "--key-file".into(),
+        key_file.display().to_string(),
+        "--allow-writes".into(),
+        "--rate".into(),
+        "50".into(),
+        "-vv".into(),
+    ];
+    args.extend_from_slice(extra);
+    let second = config.second_key.clone().unwrap_or_default();
+    let out = tokio::task::spawn_blocking(move || {
+        run_bin(
+            &args,
+            &[("APICONFORM_SECOND_API_KEY", &second)],
+            Duration::from_secs(120),
+        )
+    })
+    .await
+    .expect("the run's thread");
+    server.shutdown().await;
+    (out, config)
+}
+
 /// Run the apiconform binary with `args` and extra environment, killing it if it outlives
 /// `limit`. Output is drained on threads, so a chatty run cannot block on a full pipe.
 pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
