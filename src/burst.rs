@@ -126,7 +126,7 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
     let concurrency = settings.concurrency;
     let unpaced = SendOptions {
         paced: false,
-        retry_rate_limited: false,
+        retry: false,
     };
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -225,7 +225,7 @@ async fn recover(
         recovery.waits.push((wait, why));
         let options = SendOptions {
             paced: false,
-            retry_rate_limited: false,
+            retry: false,
         };
         match cx.client().send(cx.name, outgoing, options).await {
             Ok(response) => {

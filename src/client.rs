@@ -69,15 +69,16 @@ pub const DEFAULT_MAX_RATE: f64 = 100.0;
 pub struct SendOptions {
     /// Wait for the pacer first. Only the rate-limit burst turns this off.
     pub paced: bool,
-    /// On a 429, wait as the server hints (or the documented schedule) and try again.
-    pub retry_rate_limited: bool,
+    /// Wait out an unexpected 429 as the server hints (or the documented schedule), and retry
+    /// transport trouble on safe requests. Only the burst and its recovery turn this off.
+    pub retry: bool,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
         SendOptions {
             paced: true,
-            retry_rate_limited: true,
+            retry: true,
         }
     }
 }
@@ -331,7 +332,7 @@ impl HttpClient {
             let safe = matches!(request.method.as_str(), "GET" | "HEAD");
             if transient
                 && safe
-                && options.retry_rate_limited
+                && options.retry
                 && transport_attempt < 2
                 && self.take_transport_retry()
             {
@@ -349,7 +350,7 @@ impl HttpClient {
             }
             let mut response = result?;
             let limit = self.settings.target.max_rate_limit_retries;
-            if response.status != 429 || !options.retry_rate_limited || retries >= limit {
+            if response.status != 429 || !options.retry || retries >= limit {
                 response.rate_limit_retries = retries;
                 return Ok(response);
             }
