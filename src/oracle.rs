@@ -50,26 +50,11 @@ impl Snapshot {
         let (now, then) = (self.events.as_ref()?, before.events.as_ref()?);
         Some(now.iter().filter(|e| !then.contains(e)).cloned().collect())
     }
-
-    /// New usage events that name `job_id`, per the suite's event job pointer.
-    pub fn new_events_for(
-        &self,
-        before: &Snapshot,
-        job_id: &str,
-        job_pointer: &str,
-    ) -> Option<usize> {
-        let events = self.new_events(before)?;
-        Some(
-            events
-                .iter()
-                .filter(|e| id_text(e.pointer(job_pointer)).as_deref() == Some(job_id))
-                .count(),
-        )
-    }
 }
 
-/// GET `path` as `credential` and return the array at `pointer`; anything else means the
-/// side effects cannot be observed, and the check cannot reach a verdict.
+/// GET `path` as `credential` and return the array at `pointer` (or the body itself when it
+/// is a bare array). An error reply means the check cannot reach a verdict; a reply of another
+/// shape means the suite does not describe this API's usage endpoints, so the check cannot run.
 async fn read_array(
     cx: &CheckContext<'_>,
     credential: Credential,
@@ -86,10 +71,10 @@ async fn read_array(
             response.body_excerpt(200)
         )));
     }
-    match response.pointer(pointer) {
-        Some(Value::Array(items)) => Ok(items.clone()),
-        other => Err(Abort::Errored(format!(
-            "cannot observe side effects: expected an array at {pointer} in {}, saw {}",
+    match (response.pointer(pointer), &response.json) {
+        (Some(Value::Array(items)), _) | (None, Some(Value::Array(items))) => Ok(items.clone()),
+        (other, _) => Err(Abort::Ignored(format!(
+            "cannot observe side effects: expected an array at {pointer} in {}, saw {}; describe this API's job list and usage events in the suite's [usage] table",
             response.label(),
             crate::jobs::shown(other)
         ))),

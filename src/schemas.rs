@@ -173,5 +173,16 @@ mod tests {
             violations.iter().any(|v| v.path.starts_with("/jobs/0")),
             "{violations:?}"
         );
+        // A bare array of jobs is a page too; its violations keep their paths.
+        let violations = schemas.violations("job_list", &json!([{"id": 5}]));
+        assert!(
+            violations.iter().any(|v| v.path.starts_with("/0")),
+            "{violations:?}"
+        );
+        let violations = schemas.violations("job_list", &json!({"items": []}));
+        assert!(
+            violations.iter().any(|v| v.rule == "required"),
+            "{violations:?}"
+        );
     }
 }

@@ -205,8 +205,6 @@ pub struct UsageSettings {
     pub events_path: String,
     /// JSON pointer to the array of events.
     pub events_pointer: String,
-    /// JSON pointer, inside one event, to the job it charged.
-    pub event_job_pointer: String,
     /// JSON pointer, inside a job, to its billing status.
     pub billing_status_pointer: String,
 }
@@ -218,7 +216,6 @@ impl Default for UsageSettings {
             jobs_pointer: "/jobs".into(),
             events_path: "/v1/usage/events?limit=100".into(),
             events_pointer: "/events".into(),
-            event_job_pointer: "/job_id".into(),
             billing_status_pointer: "/billing_status".into(),
         }
     }
@@ -842,7 +839,6 @@ fn validate_settings(settings: &Settings) -> Result<(), String> {
     for pointer in [
         &settings.usage.jobs_pointer,
         &settings.usage.events_pointer,
-        &settings.usage.event_job_pointer,
         &settings.usage.billing_status_pointer,
     ] {
         if !pointer.is_empty() && !pointer.starts_with('/') {

@@ -443,10 +443,12 @@ impl Check for StartOnce {
                 if reply.status >= 500 {
                     findings.push(format!("starting the job again {moment} is a 5xx: {}", reply.label()));
                 }
-                let pointer = &settings.usage.event_job_pointer;
-                if let Some(charges) = after.new_events_for(&before, &job_id, pointer).filter(|n| *n > 0) {
+                // Nothing else runs meanwhile: any new usage event is this start's charge.
+                if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
                     findings.push(format!(
-                        "starting the job again {moment} added {charges} usage event(s) for job {job_id} (a second charge), after {}",
+                        "starting job {job_id} again {moment} added {} usage event(s) (a second charge), e.g. {}, after {}",
+                        events.len(),
+                        events[0],
                         reply.label()
                     ));
                 }
