@@ -229,12 +229,34 @@ pub async fn create_and_wait(
         recorder,
         |_| {},
     )
-    .await?;
+    .await
+    .map_err(|failure| failure.to_string())?;
     Ok(job_id)
 }
 
+/// Why following a job stopped before it reached a terminal state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PollFailure {
+    /// A read got no HTTP response: no verdict about the job.
+    Transport(String),
+    /// A read was answered with a status other than 2xx.
+    Refused(String),
+    /// The deadline passed first.
+    Deadline(String),
+}
+
+impl std::fmt::Display for PollFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PollFailure::Transport(m) | PollFailure::Refused(m) | PollFailure::Deadline(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
 /// Read job `job_id` every `poll_interval` until it is in a terminal state, handing each
-/// response to `observe`. Errors when the deadline passes or a read gets no response.
+/// successful read to `observe`, and return the terminal read.
 pub async fn poll_until_terminal(
     client: &HttpClient,
     settings: &JobSettings,
@@ -243,7 +265,7 @@ pub async fn poll_until_terminal(
     deadline: Duration,
     recorder: &str,
     mut observe: impl FnMut(&Response),
-) -> Result<Response, String> {
+) -> Result<Response, PollFailure> {
     let limit = deadline;
     let deadline = Instant::now() + deadline;
     let read = settings.read_request(job_id);
@@ -251,24 +273,24 @@ pub async fn poll_until_terminal(
         let response = client
             .send(recorder, &read, SendOptions::default())
             .await
-            .map_err(|e| format!("could not read job {job_id}: {e}"))?;
-        observe(&response);
+            .map_err(|e| PollFailure::Transport(format!("could not read job {job_id}: {e}")))?;
         if !response.is_success() {
-            return Err(format!(
+            return Err(PollFailure::Refused(format!(
                 "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
                 response.label()
-            ));
+            )));
         }
+        observe(&response);
         let status = response.json.as_ref().and_then(|j| status_of(j, settings));
         if status.is_some_and(|s| settings.is_terminal(s)) {
             return Ok(response);
         }
         if Instant::now() + poll_interval > deadline {
-            return Err(format!(
+            return Err(PollFailure::Deadline(format!(
                 "job {job_id} did not reach a terminal state within {} s (last: {})",
                 limit.as_secs_f64(),
                 response.label()
-            ));
+            )));
         }
         tokio::time::sleep(poll_interval).await;
         client.record().add_wait(recorder, poll_interval);

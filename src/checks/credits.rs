@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{error_code, oracle_plan, planned, status_finding, Check, Findings, Needs};
+use super::{error_code, planned, status_finding, with_oracle, Check, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::oracle::Snapshot;
 use crate::suite::{RequestSpec, Settings, StatusSet};
@@ -34,10 +34,7 @@ fn insufficient_credits() -> String {
 
 impl Check for InsufficientCredits {
     fn plan(&self, settings: &Settings) -> Vec<String> {
-        let mut plan = oracle_plan(settings, "before");
-        plan.extend(planned([&self.request]));
-        plan.extend(oracle_plan(settings, "after"));
-        plan
+        with_oracle(settings, planned([&self.request]))
     }
 
     fn needs(&self, _settings: &Settings) -> Needs {

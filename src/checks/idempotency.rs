@@ -7,7 +7,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{oracle_plan, with_oracle, Check, Findings, Needs, WRITES};
+use super::{with_oracle, Check, Findings, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{id_text, status_of};
@@ -69,11 +69,23 @@ fn other_body(body: &Value) -> Value {
     other
 }
 
+/// A finding when `what` left more than one new job in the tenant's job list.
+fn duplicate_jobs(before: &Snapshot, after: &Snapshot, what: &str) -> Option<String> {
+    let new_jobs = after.new_jobs(before);
+    (new_jobs.len() > 1).then(|| {
+        format!(
+            "{what} with one Idempotency-Key left {} new jobs in the job list (expected one): {}",
+            new_jobs.len(),
+            new_jobs.join(", ")
+        )
+    })
+}
+
+/// Writes, while no other check sends traffic (the side-effect oracle must see only ours).
 fn writes_alone() -> Needs {
     Needs {
-        writes: true,
         exclusive: true,
-        ..Needs::default()
+        ..Needs::writes()
     }
 }
 
@@ -95,14 +107,14 @@ fn three() -> u32 {
 
 impl Check for ReadsAreSafe {
     fn plan(&self, settings: &Settings) -> Vec<String> {
-        let mut plan = oracle_plan(settings, "before");
-        plan.push(format!(
-            "{} x {}",
-            self.request.describe(),
-            self.reads.clamp(2, 10)
-        ));
-        plan.extend(oracle_plan(settings, "after"));
-        plan
+        with_oracle(
+            settings,
+            vec![format!(
+                "{} x {}",
+                self.request.describe(),
+                self.reads.clamp(2, 10)
+            )],
+        )
     }
 
     fn needs(&self, _settings: &Settings) -> Needs {
@@ -217,14 +229,7 @@ impl Check for IdempotentCreate {
                 )),
                 Ok(_) => {}
             }
-            let new_jobs = after.new_jobs(&before);
-            if new_jobs.len() > 1 {
-                findings.push(format!(
-                    "expected exactly one new job ({first_id}) after the create and its retry, the job list shows {}: {}",
-                    new_jobs.len(),
-                    new_jobs.join(", ")
-                ));
-            }
+            findings.extend(duplicate_jobs(&before, &after, "the create and its retry"));
             if let Some(events) = after.new_events(&before) {
                 if events.len() > 1 {
                     findings.push(format!(
@@ -341,10 +346,7 @@ impl Check for ConcurrentCreate {
                     ids[1].as_deref().unwrap_or("none")
                 ));
             }
-            let new_jobs = after.new_jobs(&before);
-            if new_jobs.len() > 1 {
-                findings.push(format!("{} jobs were created: {}", new_jobs.len(), new_jobs.join(", ")));
-            }
+            findings.extend(duplicate_jobs(&before, &after, "the two concurrent creates"));
             Ok(findings)
         }
         .boxed()
@@ -488,5 +490,5 @@ async fn wait_until_terminal(cx: &CheckContext<'_>, job_id: &str) -> Result<(), 
     )
     .await
     .map(|_| ())
-    .map_err(Abort::Errored)
+    .map_err(|failure| Abort::Errored(failure.to_string()))
 }

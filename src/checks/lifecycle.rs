@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::{Check, Findings, NamedCheck, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
-use crate::jobs::{invariant_violations, is_absolute_url, status_of, Phase};
+use crate::jobs::{
+    invariant_violations, is_absolute_url, poll_until_terminal, status_of, Phase, PollFailure,
+};
 use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
 
 /// What a sample input is expected to end as.
@@ -116,10 +118,7 @@ impl Check for JobLifecycle {
     }
 
     fn needs(&self, _settings: &Settings) -> Needs {
-        Needs {
-            writes: true,
-            ..Needs::default()
-        }
+        Needs::writes()
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -132,31 +131,39 @@ impl Check for JobLifecycle {
             };
             let deadline = cx.run.job_deadline(self.input.deadline_seconds);
             let poll = cx.run.poll_interval();
-            cx.progress(&format!("following job {job_id} until it finishes (deadline {} s)", deadline.as_secs_f64()));
+            cx.progress(&format!(
+                "following job {job_id} until it finishes (deadline {} s)",
+                deadline.as_secs_f64()
+            ));
             let mut observations = Vec::new();
             let mut findings = Vec::new();
-            let terminal = loop {
-                let response = read(cx, &job_id).await?;
-                if !response.is_success() {
-                    findings.push(format!("reading the job: expected 2xx, got {}", response.label()));
-                    return Ok(findings);
+            let followed = poll_until_terminal(
+                cx.client(),
+                jobs,
+                &job_id,
+                poll,
+                deadline,
+                cx.name,
+                |response| {
+                    observations.push(observe(response, jobs, started.elapsed()));
+                    note_violations(response, jobs, &mut findings);
+                },
+            )
+            .await;
+            let terminal = match followed {
+                Ok(terminal) => terminal,
+                Err(PollFailure::Transport(message)) => {
+                    return Err(Abort::Errored(format!("transport error: {message}")))
                 }
-                observations.push(observe(&response, jobs, started.elapsed()));
-                note_violations(&response, jobs, &mut findings);
-                if observations.last().and_then(|o| o.status.as_deref()).is_some_and(|s| jobs.is_terminal(s)) {
-                    break response;
+                Err(PollFailure::Refused(message)) => {
+                    findings.push(message);
+                    return Ok(dedup(findings));
                 }
-                if started.elapsed() + poll > deadline {
-                    findings.push(format!(
-                        "the job did not reach a terminal state within the {} s deadline; states seen: {}",
-                        deadline.as_secs_f64(),
-                        story(&observations)
-                    ));
+                Err(PollFailure::Deadline(message)) => {
+                    findings.push(format!("{message}; states seen: {}", story(&observations)));
                     findings.extend(transition_findings(&observations, jobs));
                     return Ok(dedup(findings));
                 }
-                tokio::time::sleep(poll).await;
-                cx.run.record.add_wait(cx.name, poll);
             };
             let time_to_terminal = started.elapsed();
             // Terminal states never change: read a few more times.
@@ -168,7 +175,9 @@ impl Check for JobLifecycle {
                 note_violations(&response, jobs, &mut findings);
             }
             findings.extend(transition_findings(&observations, jobs));
-            let final_status = status_of(terminal.json.as_ref().unwrap_or(&Value::Null), jobs).unwrap_or_default().to_string();
+            let final_status = status_of(terminal.json.as_ref().unwrap_or(&Value::Null), jobs)
+                .unwrap_or_default()
+                .to_string();
             match (self.input.expect, jobs.phase(&final_status)) {
                 (Expect::Completed, Some(Phase::Failed)) => findings.push(format!(
                     "expected input `{}` to complete, it failed: {}",
@@ -186,7 +195,11 @@ impl Check for JobLifecycle {
                     findings.push(finding);
                 }
             }
-            cx.note(&format!("{final_status} after {:.1} s; states: {}", time_to_terminal.as_secs_f64(), story(&observations)));
+            cx.note(&format!(
+                "{final_status} after {:.1} s; states: {}",
+                time_to_terminal.as_secs_f64(),
+                story(&observations)
+            ));
             Ok(dedup(findings))
         }
         .boxed()
@@ -231,10 +244,7 @@ impl Check for ManualStart {
     }
 
     fn needs(&self, _settings: &Settings) -> Needs {
-        Needs {
-            writes: true,
-            ..Needs::default()
-        }
+        Needs::writes()
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

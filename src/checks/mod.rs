@@ -53,6 +53,14 @@ impl Needs {
         needs
     }
 
+    /// Requests with side effects, nothing else.
+    pub fn writes() -> Needs {
+        Needs {
+            writes: true,
+            ..Needs::default()
+        }
+    }
+
     /// Short words for `--list`.
     pub fn describe(&self) -> String {
         let mut words = Vec::new();
