@@ -193,7 +193,6 @@ async fn recover(
     outgoing: &crate::client::Outgoing,
     limited: Response,
 ) -> Recovery {
-    let cap = Duration::from_secs(cx.settings().target.max_retry_after_seconds);
     let attempts_allowed = cx.settings().burst.recovery_attempts.max(1);
     let mut recovery = Recovery {
         waits: Vec::new(),
@@ -202,26 +201,24 @@ async fn recover(
     };
     let mut last = limited;
     for attempt in 0..attempts_allowed {
-        let (wait, why) = match retry_after(&last) {
-            Ok(Some(hint)) => {
-                let wanted = hint.wait_from(SystemTime::now());
-                if wanted > cap {
-                    recovery.capped_hint.get_or_insert(wanted);
-                }
-                let value = last.header("retry-after").unwrap_or_default().to_string();
-                (wanted.min(cap), format!("Retry-After: {value}"))
-            }
-            _ => (
-                hints::documented_backoff(attempt, rand::random::<f64>()).min(cap),
-                format!("no usable hint, documented backoff step {}", attempt + 1),
-            ),
-        };
+        let backoff = cx.client().backoff_after(&last, attempt);
+        if let Some(wanted) = backoff.capped_from {
+            recovery.capped_hint.get_or_insert(wanted);
+        }
+        let (wait, why) = (backoff.wait, backoff.reason);
         cx.progress(&format!(
             "rate limited; waiting {:.1} s ({why}) before retrying",
             wait.as_secs_f64()
         ));
-        tokio::time::sleep(wait).await;
-        cx.run.record.add_wait(cx.name, wait);
+        if let Err(error) = cx
+            .client()
+            .wait_on_429(cx.name, &last.request_line, wait)
+            .await
+        {
+            recovery.attempts.push(Err(error.to_string()));
+            recovery.waits.push((Duration::ZERO, why));
+            break;
+        }
         recovery.waits.push((wait, why));
         let options = SendOptions {
             paced: false,

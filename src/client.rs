@@ -4,8 +4,8 @@
 //! backs off and retries on an unexpected 429, applies timeouts, reads bodies up to a cap,
 //! and records every exchange in the [`RunRecord`] with the keys masked.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -13,8 +13,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::hints;
-use crate::record::{Exchange, RunRecord};
+use crate::hints::{self, Backoff};
+use crate::links;
+use crate::record::{Exchange, RunRecord, WaitClock};
 use crate::secrets::Secrets;
 use crate::suite::{Credential, Settings};
 
@@ -122,12 +123,17 @@ pub struct Response {
     /// The id the server gave this response: the first request-id header, else the error body's.
     pub request_id: Option<String>,
     pub elapsed: Duration,
+    /// When the response head arrived: time-dependent judgments (a Retry-After date) are
+    /// made against it, not against the clock when a check gets to look.
+    pub received_at: SystemTime,
     /// Index of the exchange in the run record.
     pub exchange: usize,
     /// `METHOD path`, for messages.
     pub request_line: String,
     /// 429s that were waited out and retried before this response.
     pub rate_limit_retries: u32,
+    /// Why each of those waits was as long as it was (the hint, or the schedule and why).
+    pub backoff_reasons: Vec<String>,
 }
 
 impl Response {
@@ -189,14 +195,43 @@ impl Response {
     }
 }
 
-/// The request got no HTTP response: refused, reset, timed out, TLS failure, ...
+/// The request got no HTTP response: refused, reset, timed out, TLS failure, or it was not
+/// sent at all ([`FailureKind`] says which, so every abort can say its true cause).
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{request_line}: {cause}")]
 pub struct TransportError {
     pub request_line: String,
     pub cause: String,
-    /// Not sent at all: the run's request budget was spent.
-    pub budget_spent: bool,
+    pub kind: FailureKind,
+}
+
+/// Why a request got no HTTP response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Sent, and the connection failed: refused, reset, TLS, a broken body.
+    Transport,
+    /// Sent, and no complete answer came within the timeout.
+    TimedOut,
+    /// Not sent: the run's request budget (`--max-requests`) is spent.
+    BudgetSpent,
+    /// Not sent: the run gave up on a target that stopped answering.
+    TargetStopped,
+    /// Not sent again: still 429 after the run's budget for waiting on 429s was spent.
+    RateLimitWaitSpent,
+    /// Not sent: apiconform refused (a key to another origin, a link it will not follow).
+    Refused,
+}
+
+impl TransportError {
+    /// True when a request went out and failed on the way (worth a retry on a safe request).
+    pub fn is_transport(&self) -> bool {
+        matches!(self.kind, FailureKind::Transport | FailureKind::TimedOut)
+    }
+
+    /// True when the budget of requests was spent (kept for callers that ask just that).
+    pub fn budget_spent(&self) -> bool {
+        self.kind == FailureKind::BudgetSpent
+    }
 }
 
 /// The shared client. Cheap to share behind an `Arc`.
@@ -214,6 +249,16 @@ pub struct HttpClient {
     budget: AtomicU64,
     /// Transport retries the run may still make, so a dead target cannot multiply the run.
     transport_retries: AtomicU64,
+    /// Requests in a row that timed out; any HTTP answer resets it.
+    consecutive_timeouts: AtomicU32,
+    /// Set once the target is taken to have stopped answering: nothing more is sent.
+    target_stopped: AtomicBool,
+    /// Wakes requests in flight when the target is given up on.
+    stopped_signal: tokio::sync::Notify,
+    /// Wall-clock time the run spent waiting on 429s, against `max_rate_limit_wait_seconds`.
+    rate_limit_waiting: WaitClock,
+    /// Whether the target's own host is loopback or private, once asked (see [`links`]).
+    target_is_internal: Mutex<Option<bool>>,
     record: Arc<RunRecord>,
 }
 
@@ -277,6 +322,11 @@ impl HttpClient {
             ceiling: RateLimiter::direct(ceiling),
             budget,
             transport_retries: AtomicU64::new(TRANSPORT_RETRIES_PER_RUN),
+            consecutive_timeouts: AtomicU32::new(0),
+            target_stopped: AtomicBool::new(false),
+            stopped_signal: tokio::sync::Notify::new(),
+            rate_limit_waiting: WaitClock::default(),
+            target_is_internal: Mutex::new(None),
             record,
         })
     }
@@ -317,6 +367,7 @@ impl HttpClient {
         options: SendOptions,
     ) -> Result<Response, TransportError> {
         let mut retries = 0;
+        let mut reasons = Vec::new();
         let mut transport_attempt = 0;
         loop {
             if options.paced {
@@ -326,7 +377,7 @@ impl HttpClient {
             // Transport trouble on a safe request is retried, a few times per run at most;
             // the check is then marked flaky. An answer that breaks the contract never is.
             let transient = match &result {
-                Err(error) => !error.budget_spent,
+                Err(error) => error.is_transport(),
                 Ok(response) => matches!(response.status, 502..=504),
             };
             let safe = matches!(request.method.as_str(), "GET" | "HEAD");
@@ -349,35 +400,104 @@ impl HttpClient {
                 continue;
             }
             let mut response = result?;
+            response.rate_limit_retries = retries;
+            response.backoff_reasons = reasons.clone();
             let limit = self.settings.target.max_rate_limit_retries;
             if response.status != 429 || !options.retry || retries >= limit {
-                response.rate_limit_retries = retries;
                 return Ok(response);
             }
+            let backoff = self.backoff_after(&response, retries);
             // A hint beyond the cap is not waited out at all: the 429 is the answer.
-            let cap = Duration::from_secs(self.settings.target.max_retry_after_seconds);
-            if self.hinted_wait(&response).is_some_and(|hint| hint > cap) {
-                response.rate_limit_retries = retries;
+            if backoff.capped_from.is_some() {
                 return Ok(response);
             }
-            let wait = self.backoff_after(&response, retries);
             if self.config.progress {
                 eprintln!(
-                    "    {check}: 429 on {}, waiting {:.1} s before retrying",
+                    "    {check}: 429 on {}, waiting {:.1} s before retrying ({})",
                     response.request_line,
-                    wait.as_secs_f64()
+                    backoff.wait.as_secs_f64(),
+                    backoff.reason
                 );
             }
             tracing::info!(
                 check,
                 request_id = response.request_id.as_deref().unwrap_or("-"),
-                wait_ms = wait.as_millis() as u64,
+                wait_ms = backoff.wait.as_millis() as u64,
+                reason = backoff.reason.as_str(),
                 "429 on {}, backing off before retrying",
                 response.request_line
             );
-            tokio::time::sleep(wait).await;
-            self.record.add_wait(check, wait);
+            self.wait_on_429(check, &response.request_line, backoff.wait)
+                .await?;
+            reasons.push(backoff.reason);
             retries += 1;
+        }
+    }
+
+    /// Wait `wait` after a 429 for `check`, counted against the run's budget for waiting on
+    /// 429s; once that is spent, the error says so instead of waiting again.
+    pub async fn wait_on_429(
+        &self,
+        check: &str,
+        request_line: &str,
+        wait: Duration,
+    ) -> Result<(), TransportError> {
+        let budget = Duration::from_secs_f64(self.settings.target.max_rate_limit_wait_seconds);
+        let spent = self.rate_limit_waiting.total();
+        if spent >= budget {
+            self.record.add_notice(&format!(
+                "the run spent its {} s for waiting on 429s ([target] max_rate_limit_wait_seconds); checks still rate limited after that are errored",
+                budget.as_secs_f64()
+            ));
+            return Err(TransportError {
+                request_line: request_line.to_string(),
+                cause: format!(
+                    "still rate limited (429), and the run has already spent its {} s for waiting on 429s ([target] max_rate_limit_wait_seconds)",
+                    budget.as_secs_f64()
+                ),
+                kind: FailureKind::RateLimitWaitSpent,
+            });
+        }
+        let _counted = self.rate_limit_waiting.start();
+        self.record.wait(check, wait.min(budget - spent)).await;
+        Ok(())
+    }
+
+    /// True once the run has given up on a target that stopped answering.
+    pub fn target_stopped(&self) -> bool {
+        self.target_stopped.load(Ordering::Relaxed)
+    }
+
+    /// Count a request that timed out (or reset the count on any answer); after
+    /// `max_consecutive_timeouts` in a row the target is given up on and requests in flight
+    /// are woken.
+    fn count_timeout(&self, timed_out: bool) {
+        if !timed_out {
+            self.consecutive_timeouts.store(0, Ordering::Relaxed);
+            return;
+        }
+        let limit = self.settings.target.max_consecutive_timeouts;
+        let count = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if limit > 0 && count >= limit && !self.target_stopped.swap(true, Ordering::Relaxed) {
+            tracing::warn!("{count} requests in a row timed out: the target stopped answering");
+            self.record.add_notice(&format!(
+                "stopped sending: the target stopped answering ({count} requests in a row timed out after {} s each; [target] max_consecutive_timeouts); the checks still to run are errored",
+                self.settings.target.timeout_seconds
+            ));
+            self.stopped_signal.notify_waiters();
+        }
+    }
+
+    /// The error of a request not sent because the target stopped answering.
+    fn stopped_error(&self, request_line: &str) -> TransportError {
+        TransportError {
+            request_line: request_line.to_string(),
+            cause: format!(
+                "not sent: the target stopped answering ({} requests in a row timed out after {} s each; [target] max_consecutive_timeouts)",
+                self.settings.target.max_consecutive_timeouts,
+                self.settings.target.timeout_seconds
+            ),
+            kind: FailureKind::TargetStopped,
         }
     }
 
@@ -390,7 +510,7 @@ impl HttpClient {
         let fail = |cause: String| TransportError {
             request_line: format!("GET {path}"),
             cause,
-            budget_spent: false,
+            kind: FailureKind::Transport,
         };
         let built = self.build(&url, &request).map_err(fail)?;
         let timeout = self.settings.target.timeout_seconds;
@@ -419,22 +539,17 @@ impl HttpClient {
         self.budget.load(Ordering::Relaxed) == 0
     }
 
-    /// The wait a response's Retry-After asks for, if it has a valid one.
-    fn hinted_wait(&self, response: &Response) -> Option<Duration> {
-        response
-            .header("retry-after")
-            .and_then(hints::parse_retry_after)
-            .map(|hint| hint.wait_from(SystemTime::now()))
-    }
-
-    /// How long to wait after a 429: the Retry-After hint (capped), else the documented schedule.
-    pub fn backoff_after(&self, response: &Response, attempt: u32) -> Duration {
-        let cap = Duration::from_secs(self.settings.target.max_retry_after_seconds);
-        match self.hinted_wait(response) {
-            // A hint of 0 or in the past still gets a small pause, so a broken hint cannot spin.
-            Some(wait) => wait.clamp(Duration::from_millis(100), cap),
-            None => hints::documented_backoff(attempt, rand::random::<f64>()).min(cap),
-        }
+    /// How long to wait after a 429 and why: the usable Retry-After hint (capped), else the
+    /// documented schedule; `attempt` counts the waits before for the same request.
+    pub fn backoff_after(&self, response: &Response, attempt: u32) -> Backoff {
+        hints::backoff_after_429(
+            response.header("retry-after"),
+            response.received_at,
+            SystemTime::now(),
+            attempt,
+            rand::random::<f64>(),
+            Duration::from_secs(self.settings.target.max_retry_after_seconds),
+        )
     }
 
     /// One attempt, no retries.
@@ -449,17 +564,27 @@ impl HttpClient {
         let refuse = |cause: String| TransportError {
             request_line: self.secrets.mask(&request_line),
             cause,
-            budget_spent: false,
+            kind: FailureKind::Refused,
         };
+        if self.target_stopped() {
+            return Err(self.stopped_error(&self.secrets.mask(&request_line)));
+        }
+        let foreign = absolute && !same_origin(&url, &self.config.base_url);
         // A key goes only to the target's own origin (an output URL may be on a CDN).
-        if absolute
-            && request.credential != Credential::Missing
-            && !same_origin(&url, &self.config.base_url)
-        {
+        if foreign && request.credential != Credential::Missing {
             return Err(refuse(format!(
                 "refusing to send a key to {url}, another origin than the target"
             )));
         }
+        // A link from a response goes where the target says only if it is a safe place.
+        let link_client = if foreign {
+            let addresses = links::vet(&url, self.target_is_internal().await)
+                .await
+                .map_err(|why| refuse(format!("not fetched: {why}")))?;
+            Some(self.pinned_client(&url, &addresses).map_err(refuse)?)
+        } else {
+            None
+        };
         let built = self.build(&url, request).map_err(refuse)?;
         if self
             .budget
@@ -467,7 +592,7 @@ impl HttpClient {
             .is_err()
         {
             return Err(TransportError {
-                budget_spent: true,
+                kind: FailureKind::BudgetSpent,
                 ..refuse(format!(
                     "not sent: the run's request budget of {} (--max-requests) is spent",
                     self.config.max_requests
@@ -508,21 +633,42 @@ impl HttpClient {
             job_id: request.job_id.clone(),
             echoed_secret: false,
         };
-        let result = self.execute(built).await;
+        let http = link_client.as_ref().unwrap_or(&self.http);
+        // Requests in flight end at once when the run gives up on the target.
+        let stopped = self.stopped_signal.notified();
+        let result = tokio::select! {
+            result = self.execute(http, built) => result,
+            _ = stopped => Err(Failed {
+                cause: "abandoned: the target stopped answering".into(),
+                timed_out: false,
+            }),
+        };
         exchange.elapsed = clock.elapsed();
         match result {
-            Err(cause) => {
-                let cause = self.secrets.mask(&cause);
+            Err(failed) => {
+                self.count_timeout(failed.timed_out);
+                let cause = self.secrets.mask(&failed.cause);
                 exchange.error = Some(cause.clone());
                 self.record.add_exchange(exchange);
                 tracing::debug!(check, "{request_line}: {cause}");
                 Err(TransportError {
                     request_line: self.secrets.mask(&request_line),
                     cause,
-                    budget_spent: false,
+                    kind: if failed.timed_out {
+                        FailureKind::TimedOut
+                    } else {
+                        FailureKind::Transport
+                    },
                 })
             }
-            Ok((status, headers, body, truncated)) => {
+            Ok(Answer {
+                status,
+                headers,
+                body,
+                truncated,
+                received_at,
+            }) => {
+                self.count_timeout(false);
                 let json = serde_json::from_slice::<Value>(&body).ok();
                 let request_id = self.request_id_of(&headers, json.as_ref());
                 let echoed = headers
@@ -554,9 +700,11 @@ impl HttpClient {
                     truncated,
                     request_id,
                     elapsed: clock.elapsed(),
+                    received_at,
                     exchange: id,
                     request_line: self.secrets.mask(&request_line),
                     rate_limit_retries: 0,
+                    backoff_reasons: Vec::new(),
                 })
             }
         }
@@ -590,17 +738,59 @@ impl HttpClient {
         builder.build().map_err(|e| error_chain(&e))
     }
 
+    /// Whether the target's host is loopback or private (asked once per run).
+    async fn target_is_internal(&self) -> bool {
+        if let Some(known) = *self
+            .target_is_internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return known;
+        }
+        let internal = links::is_internal_target(&self.config.base_url).await;
+        *self
+            .target_is_internal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(internal);
+        internal
+    }
+
+    /// A client for one link that connects only to the `addresses` vetted for its host, so a
+    /// second DNS answer cannot send the request elsewhere.
+    fn pinned_client(
+        &self,
+        url: &str,
+        addresses: &[std::net::SocketAddr],
+    ) -> Result<reqwest::Client, String> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from))
+            .unwrap_or_default();
+        let target = &self.settings.target;
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .connect_timeout(Duration::from_secs_f64(target.connect_timeout_seconds))
+            .timeout(Duration::from_secs_f64(target.timeout_seconds))
+            .user_agent(concat!("apiconform/", env!("CARGO_PKG_VERSION")))
+            .resolve_to_addrs(&host, addresses)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))
+    }
+
     /// Send and read the body up to the cap.
     async fn execute(
         &self,
+        http: &reqwest::Client,
         request: reqwest::Request,
-    ) -> Result<(u16, Vec<(String, String)>, Bytes, bool), String> {
+    ) -> Result<Answer, Failed> {
         let timeout = self.settings.target.timeout_seconds;
-        let mut response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| describe(&e, timeout))?;
+        let failed = |e: reqwest::Error| Failed {
+            timed_out: e.is_timeout(),
+            cause: describe(&e, timeout),
+        };
+        let mut response = http.execute(request).await.map_err(failed)?;
+        let received_at = SystemTime::now();
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -615,7 +805,7 @@ impl HttpClient {
         let cap = self.settings.target.max_body_bytes;
         let mut body = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e, timeout))? {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             let room = cap.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if chunk.len() > room {
@@ -623,7 +813,13 @@ impl HttpClient {
                 break;
             }
         }
-        Ok((status, headers, Bytes::from(body), truncated))
+        Ok(Answer {
+            status,
+            headers,
+            body: Bytes::from(body),
+            truncated,
+            received_at,
+        })
     }
 
     fn request_id_of(&self, headers: &[(String, String)], json: Option<&Value>) -> Option<String> {
@@ -642,6 +838,21 @@ impl HttpClient {
                 .map(String::from)
         })
     }
+}
+
+/// An HTTP answer as read off the wire, before it becomes a [`Response`].
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    truncated: bool,
+    received_at: SystemTime,
+}
+
+/// A request that got no answer, and whether it was because time ran out.
+struct Failed {
+    cause: String,
+    timed_out: bool,
 }
 
 /// True when both URLs have the same scheme, host and port.

@@ -45,6 +45,12 @@ pub struct RunContext {
     pub unknown_job_id: String,
     /// The job the checks read, obtained once (given, or created on first need).
     job: OnceCell<Result<String, String>>,
+    /// That job followed to its end, once, for the checks that judge a finished job.
+    finished_job: OnceCell<Result<String, String>>,
+    /// Every job the run created, in order: a check that needs any job can use one.
+    created_jobs: std::sync::Mutex<Vec<String>>,
+    /// What the run learnt while waiting on jobs (one that never finishes, ...).
+    pub job_waits: jobs::JobWaits,
     /// The rate-limit burst, run once for all `rate_limit::*` checks.
     burst: OnceCell<Result<BurstReport, Abort>>,
     /// Checks share it for reading; a check that needs the target to itself takes it for writing.
@@ -61,8 +67,13 @@ pub enum Abort {
 }
 
 impl From<crate::client::TransportError> for Abort {
+    /// A request that got no answer: a transport error, or one not sent, each said as such.
     fn from(error: crate::client::TransportError) -> Abort {
-        Abort::Errored(format!("transport error: {error}"))
+        if error.is_transport() {
+            Abort::Errored(format!("transport error: {error}"))
+        } else {
+            Abort::Errored(error.to_string())
+        }
     }
 }
 
@@ -82,6 +93,9 @@ impl RunContext {
             options,
             unknown_job_id: format!("apiconform-no-such-job-{:016x}", rand::random::<u64>()),
             job: OnceCell::new(),
+            finished_job: OnceCell::new(),
+            created_jobs: Default::default(),
+            job_waits: jobs::JobWaits::default(),
             burst: OnceCell::new(),
             traffic: tokio::sync::RwLock::new(()),
         }
@@ -116,7 +130,8 @@ impl RunContext {
             .clone()
     }
 
-    /// The job to read: `--job-id`, or one created (once per run) with `--allow-writes`.
+    /// A job to read, finished or not: `--job-id`, or one created (once per run) with
+    /// `--allow-writes`, or, when that creation failed, any other job the run created.
     pub async fn job(&self) -> Result<String, Abort> {
         if let Some(id) = &self.options.job_id {
             return Ok(id.clone());
@@ -126,16 +141,92 @@ impl RunContext {
                 "needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into(),
             ));
         }
-        let jobs = &self.settings().jobs;
-        let (poll, deadline) = (self.poll_interval(), self.job_deadline(None));
-        self.job
-            .get_or_init(|| {
-                jobs::create_and_wait(&self.client, jobs, poll, deadline, "run::job_setup")
+        let created = self
+            .job
+            .get_or_init(|| async {
+                let created = jobs::create(&self.client, &self.settings().jobs, JOB_SETUP).await;
+                match &created {
+                    Ok(id) => self.remember_job(id),
+                    Err(why) => self.record.add_notice(&format!("job set-up: {why}")),
+                }
+                created
+            })
+            .await
+            .clone();
+        match created {
+            Ok(id) => Ok(id),
+            Err(why) => self.created_jobs().first().cloned().ok_or_else(|| {
+                Abort::Errored(format!(
+                    "needs a job, and the run could not set one up: {why}"
+                ))
+            }),
+        }
+    }
+
+    /// The run's job once it is finished (followed once, under the run's job waits), for the
+    /// checks that judge a finished job.
+    pub async fn finished_job(&self) -> Result<String, Abort> {
+        let id = self.job().await?;
+        self.finished_job
+            .get_or_init(|| async {
+                let follow = self.follow(None, JOB_SETUP);
+                match follow.until_terminal(&id, |_| {}).await {
+                    Ok(_) => Ok(id.clone()),
+                    Err(failure) => {
+                        self.record.add_notice(&format!("job set-up: {failure}"));
+                        Err(failure.to_string())
+                    }
+                }
             })
             .await
             .clone()
-            .map_err(Abort::Errored)
+            .map_err(|why| {
+                Abort::Errored(format!(
+                    "needs a finished job, and the run's job did not finish: {}",
+                    first_clause(&why)
+                ))
+            })
     }
+
+    /// How to follow a job of this run to its end, for `recorder`, with `deadline_seconds`
+    /// overriding the suite's deadline.
+    pub fn follow<'a>(
+        &'a self,
+        deadline_seconds: Option<f64>,
+        recorder: &'a str,
+    ) -> jobs::Follow<'a> {
+        jobs::Follow {
+            client: &self.client,
+            settings: &self.settings().jobs,
+            poll_interval: self.poll_interval(),
+            deadline: self.job_deadline(deadline_seconds),
+            waits: &self.job_waits,
+            recorder,
+        }
+    }
+
+    /// Note a job the run created, so checks that need any job can use it.
+    pub fn remember_job(&self, id: &str) {
+        self.created_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id.to_string());
+    }
+
+    fn created_jobs(&self) -> Vec<String> {
+        self.created_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The recorder name of the run's own job set-up.
+const JOB_SETUP: &str = "run::job_setup";
+
+/// A reason cut at its first parenthesis: the full text is in the run's notices.
+fn first_clause(reason: &str) -> &str {
+    reason.split(" (last:").next().unwrap_or(reason)
 }
 
 /// What one check sees while it runs.
@@ -225,8 +316,10 @@ impl<'a> CheckContext<'a> {
             .await?;
         if response.rate_limit_retries > 0 {
             self.note(&format!(
-                "backed off and retried {} time(s) after an unexpected 429 on {}",
-                response.rate_limit_retries, response.request_line
+                "backed off and retried {} time(s) after an unexpected 429 on {} ({})",
+                response.rate_limit_retries,
+                response.request_line,
+                response.backoff_reasons.join("; ")
             ));
         }
         Ok(response)

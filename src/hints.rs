@@ -64,12 +64,87 @@ impl RetryAfter {
         }
     }
 
-    /// True when it is a date before `now` (a finding: a hint in the past).
-    pub fn is_in_past(&self, now: SystemTime) -> bool {
-        match self {
-            RetryAfter::Seconds(_) => false,
-            RetryAfter::Date(d) => *d < now,
-        }
+    /// True when it is a date already past when the response arrived (a finding).
+    ///
+    /// An HTTP-date has one-second resolution, so a server that means "in a moment" may send
+    /// the current second: the date is judged against the response's own `Date` header when
+    /// it has one, else against the arrival time cut to whole seconds, never against the
+    /// clock after the hint has been waited out.
+    pub fn is_in_past(&self, received_at: SystemTime, date_header: Option<&str>) -> bool {
+        let RetryAfter::Date(hint) = self else {
+            return false;
+        };
+        let reference = date_header
+            .and_then(parse_date)
+            .unwrap_or_else(|| whole_seconds(received_at));
+        *hint < reference
+    }
+}
+
+/// `time` cut down to a whole second, the resolution of an HTTP-date.
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    UNIX_EPOCH + Duration::from_secs(since.as_secs())
+}
+
+/// How long to wait after a 429 and why, as [`backoff_after_429`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    pub wait: Duration,
+    /// In words, for notes and progress lines: the hint followed, or why the schedule was.
+    pub reason: String,
+    /// The hint asked for more than the cap and was cut to it.
+    pub capped_from: Option<Duration>,
+    /// The response gave a hint that could not be used (unparsable, zero, in the past).
+    pub unusable_hint: bool,
+}
+
+/// The wait after a 429 whose `Retry-After` header is `retry_after`, received at
+/// `received_at`; `attempt` counts earlier waits for the same request (0 first).
+///
+/// A usable hint is followed, measured from when the response arrived, and cut to `cap`.
+/// No hint, or an unusable one (unparsable, `0`, a date already past), is no hint: the
+/// documented schedule applies (1-2 s, 2-4 s, 4-8 s, then 8-16 s, by `jitter` in [0,1)),
+/// so a broken hint can never make the client retry at once.
+pub fn backoff_after_429(
+    retry_after: Option<&str>,
+    received_at: SystemTime,
+    now: SystemTime,
+    attempt: u32,
+    jitter: f64,
+    cap: Duration,
+) -> Backoff {
+    let step = attempt.min(3) + 1;
+    let scheduled = |why: String, unusable_hint: bool| Backoff {
+        wait: documented_backoff(attempt, jitter).min(cap),
+        reason: format!("{why}: documented backoff step {step}"),
+        capped_from: None,
+        unusable_hint,
+    };
+    let Some(value) = retry_after else {
+        return scheduled("no Retry-After".into(), false);
+    };
+    let shown = value.trim().chars().take(64).collect::<String>();
+    let Some(hint) = parse_retry_after(value) else {
+        return scheduled(
+            format!("Retry-After \"{shown}\" is neither seconds nor an HTTP-date"),
+            true,
+        );
+    };
+    let wanted = hint.wait_from(received_at);
+    if wanted.is_zero() {
+        return scheduled(
+            format!("Retry-After \"{shown}\" asks for no wait (0 or a time already past)"),
+            true,
+        );
+    }
+    // Time already spent since the response arrived counts towards the hinted wait.
+    let spent = now.duration_since(received_at).unwrap_or(Duration::ZERO);
+    Backoff {
+        wait: wanted.min(cap).saturating_sub(spent),
+        reason: format!("Retry-After: {shown}"),
+        capped_from: (wanted > cap).then_some(wanted),
+        unusable_hint: false,
     }
 }
 
@@ -742,7 +817,7 @@ mod tests {
             RetryAfter::Seconds(30).wait_from(now()),
             Duration::from_secs(30)
         );
-        assert!(!RetryAfter::Seconds(0).is_in_past(now()));
+        assert!(!RetryAfter::Seconds(0).is_in_past(now(), None));
     }
 
     #[test]
@@ -814,15 +889,74 @@ mod tests {
     fn retry_after_future_and_past_dates() {
         let future = parse_retry_after(&httpdate::fmt_http_date(at(NOW_SECS + 90))).unwrap();
         assert_eq!(future.wait_from(now()), Duration::from_secs(90));
-        assert!(!future.is_in_past(now()));
+        assert!(!future.is_in_past(now(), None));
 
         let past = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert!(past.is_in_past(now()));
+        assert!(past.is_in_past(now(), None));
         assert_eq!(past.wait_from(now()), Duration::ZERO);
 
         let exactly_now = RetryAfter::Date(now());
-        assert!(!exactly_now.is_in_past(now()));
+        assert!(!exactly_now.is_in_past(now(), None));
         assert_eq!(exactly_now.wait_from(now()), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_date_of_the_current_second_is_not_past_at_arrival() {
+        // A server at 12.7 s that means "retry in a moment" may send the date of second 12;
+        // judged against the arrival (cut to the second) or its Date header, that is now.
+        let arrival = at(NOW_SECS) + Duration::from_millis(700);
+        let this_second = RetryAfter::Date(at(NOW_SECS));
+        assert!(!this_second.is_in_past(arrival, None));
+        let date = httpdate::fmt_http_date(at(NOW_SECS));
+        assert!(!this_second.is_in_past(arrival, Some(&date)));
+        // One or two seconds ahead, judged long after the wait, still not past.
+        let ahead = RetryAfter::Date(at(NOW_SECS + 2));
+        assert!(!ahead.is_in_past(arrival, None));
+        // A second before the response's own Date header is past.
+        let before = RetryAfter::Date(at(NOW_SECS - 1));
+        assert!(before.is_in_past(arrival, Some(&date)));
+        assert!(before.is_in_past(arrival, None));
+    }
+
+    #[test]
+    fn backoff_follows_a_usable_hint_from_arrival() {
+        let arrival = now();
+        let cap = Duration::from_secs(60);
+        let b = backoff_after_429(Some("3"), arrival, arrival, 0, 0.5, cap);
+        assert_eq!(b.wait, Duration::from_secs(3));
+        assert!(!b.unusable_hint && b.capped_from.is_none(), "{b:?}");
+        // Time spent since the response arrived counts towards the wait.
+        let later = arrival + Duration::from_secs(1);
+        let b = backoff_after_429(Some("3"), arrival, later, 0, 0.5, cap);
+        assert_eq!(b.wait, Duration::from_secs(2));
+        let date = httpdate::fmt_http_date(at(NOW_SECS + 2));
+        let b = backoff_after_429(Some(&date), arrival, arrival, 0, 0.5, cap);
+        assert_eq!(b.wait, Duration::from_secs(2));
+        let b = backoff_after_429(Some("600"), arrival, arrival, 0, 0.5, cap);
+        assert_eq!(b.wait, cap);
+        assert_eq!(b.capped_from, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn an_unusable_hint_falls_back_to_the_documented_schedule() {
+        let arrival = now();
+        let cap = Duration::from_secs(60);
+        let past = httpdate::fmt_http_date(at(NOW_SECS - 3600));
+        for (hint, attempt, low, high) in [
+            (Some("0"), 0, 1, 2),
+            (Some(past.as_str()), 1, 2, 4),
+            (Some("soon"), 2, 4, 8),
+            (None, 3, 8, 16),
+            (Some("0"), 9, 8, 16),
+        ] {
+            let b = backoff_after_429(hint, arrival, arrival, attempt, 0.5, cap);
+            assert!(
+                b.wait >= Duration::from_secs(low) && b.wait <= Duration::from_secs(high),
+                "{hint:?} attempt {attempt}: {b:?}"
+            );
+            assert_eq!(b.unusable_hint, hint.is_some(), "{b:?}");
+            assert!(b.reason.contains("documented backoff step"), "{b:?}");
+        }
     }
 
     // --- X-RateLimit-* -------------------------------------------------------------------
@@ -1322,7 +1456,7 @@ mod tests {
             if let Some(r) = parse_retry_after(&v) {
                 let now = UNIX_EPOCH.checked_add(Duration::from_secs(now_s)).unwrap_or(UNIX_EPOCH);
                 let wait = r.wait_from(now);
-                if r.is_in_past(now) {
+                if r.is_in_past(now, None) {
                     prop_assert_eq!(wait, Duration::ZERO);
                 }
             }
@@ -1339,7 +1473,7 @@ mod tests {
             let date = at(t);
             let parsed = parse_retry_after(&httpdate::fmt_http_date(date)).unwrap();
             prop_assert_eq!(parsed.clone(), RetryAfter::Date(date));
-            prop_assert_eq!(parsed.is_in_past(at(now_s)), t < now_s);
+            prop_assert_eq!(parsed.is_in_past(at(now_s), None), t < now_s);
             prop_assert_eq!(parsed.wait_from(at(now_s)), Duration::from_secs(t.saturating_sub(now_s)));
         }
 

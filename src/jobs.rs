@@ -1,6 +1,7 @@
 //! The job model as the suite describes it: reading fields of a job object, the status
 //! invariants of CONTRACT.md section 3, and creating a job and waiting for it to finish.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -205,13 +206,10 @@ pub fn shown(value: Option<&Value>) -> String {
     }
 }
 
-/// Create a job with the suite's sample body and poll it until it is terminal or the deadline
-/// passes. Returns the job id; the error says which step failed and how.
-pub async fn create_and_wait(
+/// Create a job with the suite's sample body; its id, or which step failed and how.
+pub async fn create(
     client: &HttpClient,
     settings: &JobSettings,
-    poll_interval: Duration,
-    deadline: Duration,
     recorder: &str,
 ) -> Result<String, String> {
     let create = settings.create_request(settings.create_body.clone());
@@ -219,19 +217,7 @@ pub async fn create_and_wait(
         .send(recorder, &create, SendOptions::default())
         .await
         .map_err(|e| format!("could not create a job: {e}"))?;
-    let job_id = settings.created_job_id(&reply, "could not create a job")?;
-    poll_until_terminal(
-        client,
-        settings,
-        &job_id,
-        poll_interval,
-        deadline,
-        recorder,
-        |_| {},
-    )
-    .await
-    .map_err(|failure| failure.to_string())?;
-    Ok(job_id)
+    settings.created_job_id(&reply, "could not create a job")
 }
 
 /// Why following a job stopped before it reached a terminal state.
@@ -241,59 +227,140 @@ pub enum PollFailure {
     Transport(String),
     /// A read was answered with a status other than 2xx.
     Refused(String),
-    /// The deadline passed first.
+    /// The job is in a state the suite does not know (or has no status): a finding at once.
+    UnknownState(String),
+    /// The deadline passed first (or an earlier job of the run outlived its own).
     Deadline(String),
 }
 
 impl std::fmt::Display for PollFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PollFailure::Transport(m) | PollFailure::Refused(m) | PollFailure::Deadline(m) => {
-                f.write_str(m)
-            }
+            PollFailure::Transport(m)
+            | PollFailure::Refused(m)
+            | PollFailure::UnknownState(m)
+            | PollFailure::Deadline(m) => f.write_str(m),
         }
     }
 }
 
-/// Read job `job_id` every `poll_interval` until it is in a terminal state, handing each
-/// successful read to `observe`, and return the terminal read.
-pub async fn poll_until_terminal(
-    client: &HttpClient,
-    settings: &JobSettings,
-    job_id: &str,
-    poll_interval: Duration,
-    deadline: Duration,
-    recorder: &str,
-    mut observe: impl FnMut(&Response),
-) -> Result<Response, PollFailure> {
-    let limit = deadline;
-    let deadline = Instant::now() + deadline;
-    let read = settings.read_request(job_id);
-    loop {
-        let response = client
-            .send(recorder, &read, SendOptions::default())
-            .await
-            .map_err(|e| PollFailure::Transport(format!("could not read job {job_id}: {e}")))?;
-        if !response.is_success() {
-            return Err(PollFailure::Refused(format!(
-                "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
-                response.label()
-            )));
+/// What the run has learnt about its jobs, shared by every wait on one: once a job has
+/// outlived its deadline, the target is taken not to finish jobs, and every other wait ends
+/// within a short grace instead of spending a deadline of its own.
+#[derive(Debug, Default)]
+pub struct JobWaits {
+    stalled: Mutex<Option<String>>,
+}
+
+impl JobWaits {
+    /// The first job that outlived its deadline, said as a reason.
+    pub fn stalled(&self) -> Option<String> {
+        self.stalled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn note_stall(&self, reason: &str) {
+        self.stalled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| reason.to_string());
+    }
+}
+
+/// How many poll intervals a job is still watched after another job of the run stalled.
+const GRACE_POLLS_AFTER_A_STALL: u32 = 5;
+
+/// How one job is followed to its end.
+pub struct Follow<'a> {
+    pub client: &'a HttpClient,
+    pub settings: &'a JobSettings,
+    pub poll_interval: Duration,
+    pub deadline: Duration,
+    /// The run's knowledge of stalled jobs.
+    pub waits: &'a JobWaits,
+    /// The check (or `run::...` step) the reads are recorded for.
+    pub recorder: &'a str,
+}
+
+impl Follow<'_> {
+    /// Read job `job_id` every poll interval until it is in a terminal state, handing each
+    /// successful read to `observe`, and return the terminal read. A state the suite does not
+    /// know ends the wait at once; so does the grace after another job of the run stalled.
+    pub async fn until_terminal(
+        &self,
+        job_id: &str,
+        mut observe: impl FnMut(&Response),
+    ) -> Result<Response, PollFailure> {
+        let settings = self.settings;
+        let started = Instant::now();
+        let mut deadline = started + self.deadline;
+        let mut grace_from_stall = None;
+        let read = settings.read_request(job_id);
+        loop {
+            let response = self
+                .client
+                .send(self.recorder, &read, SendOptions::default())
+                .await
+                .map_err(|e| PollFailure::Transport(format!("could not read job {job_id}: {e}")))?;
+            if !response.is_success() {
+                return Err(PollFailure::Refused(format!(
+                    "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
+                    response.label()
+                )));
+            }
+            observe(&response);
+            let status = response.json.as_ref().and_then(|j| status_of(j, settings));
+            match status.map(|s| (s, settings.phase(s))) {
+                Some((s, _)) if settings.is_terminal(s) => return Ok(response),
+                Some((_, Some(_))) => {}
+                Some((s, None)) => {
+                    let known: Vec<&str> = settings.known_states().map(String::as_str).collect();
+                    return Err(PollFailure::UnknownState(format!(
+                        "job {job_id} is in state \"{s}\", which the suite does not know (known: {}), in {}",
+                        known.join(", "),
+                        response.label()
+                    )));
+                }
+                None => {
+                    return Err(PollFailure::UnknownState(format!(
+                        "job {job_id} has no string status at {}, saw {}, in {}",
+                        settings.status_pointer,
+                        shown(response.pointer(&settings.status_pointer)),
+                        response.label()
+                    )));
+                }
+            }
+            if grace_from_stall.is_none() {
+                if let Some(stall) = self.waits.stalled() {
+                    let grace = self.poll_interval * GRACE_POLLS_AFTER_A_STALL;
+                    deadline = deadline.min(Instant::now() + grace);
+                    grace_from_stall = Some(stall);
+                }
+            }
+            if Instant::now() + self.poll_interval > deadline {
+                let last = response.label();
+                return Err(PollFailure::Deadline(match &grace_from_stall {
+                    Some(stall) => format!(
+                        "job {job_id} was not finished either after {:.1} s (last: {last}); not waiting longer, since {stall}",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    None => {
+                        let reason = format!(
+                            "job {job_id} did not reach a terminal state within {} s",
+                            self.deadline.as_secs_f64()
+                        );
+                        self.waits.note_stall(&reason);
+                        format!("{reason} (last: {last})")
+                    }
+                }));
+            }
+            self.client
+                .record()
+                .wait(self.recorder, self.poll_interval)
+                .await;
         }
-        observe(&response);
-        let status = response.json.as_ref().and_then(|j| status_of(j, settings));
-        if status.is_some_and(|s| settings.is_terminal(s)) {
-            return Ok(response);
-        }
-        if Instant::now() + poll_interval > deadline {
-            return Err(PollFailure::Deadline(format!(
-                "job {job_id} did not reach a terminal state within {} s (last: {})",
-                limit.as_secs_f64(),
-                response.label()
-            )));
-        }
-        tokio::time::sleep(poll_interval).await;
-        client.record().add_wait(recorder, poll_interval);
     }
 }
 

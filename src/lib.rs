@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod hints;
 pub mod jobs;
+pub mod links;
 pub mod oracle;
 pub mod record;
 pub mod reference;

@@ -4,7 +4,7 @@
 //! here is already masked (see [`crate::secrets`]), so any renderer may show all of it.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Whether a violation fails the check (MUST) or only warns unless `--strict` (SHOULD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -85,6 +85,57 @@ pub struct CheckRecord {
     pub waited: Duration,
 }
 
+/// Wall-clock time during which at least one of several concurrent waiters was waiting.
+///
+/// Checks wait side by side; adding their waits up would claim more waiting than the run
+/// lasted. The clock counts the union of the waiting intervals instead.
+#[derive(Debug, Default)]
+pub struct WaitClock {
+    state: Mutex<WaitState>,
+}
+
+#[derive(Debug, Default)]
+struct WaitState {
+    waiting: usize,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl WaitClock {
+    /// Count the time until the returned guard is dropped.
+    pub fn start(&self) -> WaitGuard<'_> {
+        let mut state = lock(&self.state);
+        if state.waiting == 0 {
+            state.since = Some(Instant::now());
+        }
+        state.waiting += 1;
+        WaitGuard { clock: self }
+    }
+
+    /// The wall-clock time spent waiting so far, the ongoing wait included.
+    pub fn total(&self) -> Duration {
+        let state = lock(&self.state);
+        state.total + state.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+/// An ongoing wait of a [`WaitClock`]; it ends when dropped.
+pub struct WaitGuard<'a> {
+    clock: &'a WaitClock,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.clock.state);
+        state.waiting = state.waiting.saturating_sub(1);
+        if state.waiting == 0 {
+            if let Some(since) = state.since.take() {
+                state.total += since.elapsed();
+            }
+        }
+    }
+}
+
 /// Everything that happened in one run. Shared by all checks; append-only.
 #[derive(Debug, Default)]
 pub struct RunRecord {
@@ -92,8 +143,12 @@ pub struct RunRecord {
     checks: Mutex<Vec<CheckRecord>>,
     /// Waits by the check (or `run::...` step) that waited.
     waits: Mutex<Vec<(String, Duration)>>,
+    /// The run's waiting in wall-clock time (concurrent waits counted once).
+    wait_clock: WaitClock,
     /// Checks that needed a transport retry.
     flaky: Mutex<Vec<String>>,
+    /// Facts about the run as a whole, each said once (a job set-up that failed, ...).
+    notices: Mutex<Vec<String>>,
 }
 
 impl RunRecord {
@@ -109,9 +164,32 @@ impl RunRecord {
         lock(&self.checks).push(check);
     }
 
-    /// Note that `check` waited `duration` on the server (a hint, a backoff, a poll interval).
+    /// Wait `duration` on the server's say-so (a hint, a backoff, a poll interval) for `check`,
+    /// and record it.
+    pub async fn wait(&self, check: &str, duration: Duration) {
+        {
+            let _counted = self.wait_clock.start();
+            tokio::time::sleep(duration).await;
+        }
+        self.add_wait(check, duration);
+    }
+
+    /// Note that `check` waited `duration` on the server, without waiting here.
     pub fn add_wait(&self, check: &str, duration: Duration) {
         lock(&self.waits).push((check.to_string(), duration));
+    }
+
+    /// Say `notice` about the run as a whole, once however often it is said.
+    pub fn add_notice(&self, notice: &str) {
+        let mut notices = lock(&self.notices);
+        if !notices.iter().any(|n| n == notice) {
+            notices.push(notice.to_string());
+        }
+    }
+
+    /// Every notice about the run, in the order first said.
+    pub fn notices(&self) -> Vec<String> {
+        lock(&self.notices).clone()
     }
 
     /// Note that `check` got an answer only after retrying a transport error.
@@ -124,13 +202,26 @@ impl RunRecord {
         lock(&self.flaky).iter().any(|c| c == check)
     }
 
-    /// Total waiting by `check`, or by the whole run when `None`.
+    /// Total waiting by `check`; for the whole run (`None`), wall-clock time in which any
+    /// check waited, or the sum of the recorded waits when none went through [`Self::wait`].
     pub fn waited(&self, check: Option<&str>) -> Duration {
-        lock(&self.waits)
+        let waits = lock(&self.waits);
+        let sum = waits
             .iter()
             .filter(|(c, _)| check.is_none_or(|name| name == c))
             .map(|(_, d)| *d)
-            .sum()
+            .sum();
+        match check {
+            Some(_) => sum,
+            None => {
+                let clocked = self.wait_clock.total();
+                if clocked.is_zero() {
+                    sum
+                } else {
+                    clocked
+                }
+            }
+        }
     }
 
     /// A copy of every exchange so far.

@@ -143,7 +143,9 @@ impl Plan {
         } else {
             (Some(self.context.traffic.read().await), None)
         };
-        let job_id = if needs.job {
+        let job_id = if needs.finished_job {
+            Some(self.context.finished_job().await?)
+        } else if needs.job {
             Some(self.context.job().await?)
         } else {
             None
@@ -169,7 +171,7 @@ impl Plan {
         if needs.logs && options.logs.is_none() {
             return Some("needs a log source: pass --logs PATH".into());
         }
-        if needs.job && options.job_id.is_none() && !options.allow_writes {
+        if (needs.job || needs.finished_job) && options.job_id.is_none() && !options.allow_writes {
             return Some("needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into());
         }
         None

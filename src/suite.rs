@@ -237,6 +237,12 @@ pub struct TargetSettings {
     pub max_retry_after_seconds: u64,
     /// How many times a request that got an unexpected 429 is retried after backing off.
     pub max_rate_limit_retries: u32,
+    /// The run's wall-clock budget for waiting on 429s; once spent, requests that still get
+    /// 429 end their check as errored instead of backing off again.
+    pub max_rate_limit_wait_seconds: f64,
+    /// After this many requests in a row time out, the target is taken to have stopped
+    /// answering: nothing more is sent, and the remaining checks error saying so (0: never).
+    pub max_consecutive_timeouts: u32,
 }
 
 impl Default for TargetSettings {
@@ -249,6 +255,8 @@ impl Default for TargetSettings {
             max_body_bytes: 1024 * 1024,
             max_retry_after_seconds: 60,
             max_rate_limit_retries: 4,
+            max_rate_limit_wait_seconds: 180.0,
+            max_consecutive_timeouts: 3,
         }
     }
 }
@@ -790,6 +798,10 @@ fn validate_settings(settings: &Settings) -> Result<(), String> {
             settings.jobs.poll_interval_seconds,
         ),
         ("[jobs] deadline_seconds", settings.jobs.deadline_seconds),
+        (
+            "max_rate_limit_wait_seconds",
+            target.max_rate_limit_wait_seconds,
+        ),
     ] {
         if !(value > 0.0 && value.is_finite() && value < 1e7) {
             return Err(format!("{name} must be a positive number of seconds"));

@@ -52,6 +52,8 @@ struct Expectation {
     /// The output (stdout for 101, stderr for 3) must contain one of these, case-insensitive:
     /// the words that name what was wrong.
     names_it: &'static [&'static str],
+    /// A tighter bound than [`RUN_BOUND`] where the mode is about ending early.
+    bound: Option<Duration>,
 }
 
 /// Words that say a body is not JSON.
@@ -64,12 +66,14 @@ const MATRIX: &[Expectation] = &[
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: body is not JSON (excerpt `hello`)",
         names_it: NOT_JSON,
+        bound: None,
     },
     Expectation {
         mode: Mode::InvalidUtf8,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: body is not JSON / not UTF-8",
         names_it: &["not json", "not valid json", "invalid json", "utf-8"],
+        bound: None,
     },
     Expectation {
         mode: Mode::TruncatedJson,
@@ -82,36 +86,42 @@ const MATRIX: &[Expectation] = &[
             "truncated",
             "eof",
         ],
+        bound: None,
     },
     Expectation {
         mode: Mode::WrongContentType,
         exit: EXIT_CHECK_FAILED,
         reports: "schema checks fail naming the content type text/html",
         names_it: &["text/html"],
+        bound: None,
     },
     Expectation {
         mode: Mode::HtmlError500,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: status 500, body not JSON (an HTML page)",
         names_it: &["-> 500"],
+        bound: None,
     },
     Expectation {
         mode: Mode::Empty200,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: wrong status and an empty body, said as such",
         names_it: &["empty"],
+        bound: None,
     },
     Expectation {
         mode: Mode::Empty401,
         exit: EXIT_CHECK_FAILED,
         reports: "auth checks fail: 401 without the error envelope (empty body), said as such",
         names_it: &["empty"],
+        bound: None,
     },
     Expectation {
         mode: Mode::DuplicateHeaders,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail; the duplicated Content-Type / X-Request-Id is named",
         names_it: &["duplicate", "more than one", "multiple", "twice"],
+        bound: None,
     },
     Expectation {
         mode: Mode::HugeHeaderValue,
@@ -119,12 +129,14 @@ const MATRIX: &[Expectation] = &[
         reports:
             "checks judge the replies as usual (status 200 where 401 is due); header not echoed",
         names_it: &["expected status"],
+        bound: None,
     },
     Expectation {
         mode: Mode::ManyHeaders,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: transport error naming the oversized head",
         names_it: &["too large", "too many headers"],
+        bound: None,
     },
     Expectation {
         mode: Mode::LargeBody,
@@ -138,12 +150,14 @@ const MATRIX: &[Expectation] = &[
             "max_body_bytes",
             "body cap",
         ],
+        bound: None,
     },
     Expectation {
         mode: Mode::ChunkedStopsEarly,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: body cut short (connection closed mid-chunk)",
         names_it: &["closed", "eof", "end of file", "incomplete"],
+        bound: None,
     },
     Expectation {
         mode: Mode::ChunkedStopsEarlyProbe,
@@ -151,72 +165,112 @@ const MATRIX: &[Expectation] = &[
         reports:
             "the probe got a status line, so the target is reachable; checks error: body cut short",
         names_it: &["closed", "eof", "end of file", "incomplete"],
+        bound: None,
     },
     Expectation {
         mode: Mode::ResetMidBody,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: connection reset while reading the body",
         names_it: &["reset"],
+        bound: None,
     },
     Expectation {
         mode: Mode::ResetImmediately,
         exit: EXIT_UNREACHABLE,
         reports: "exit 3: cannot reach, connection reset",
         names_it: &["reset"],
+        bound: None,
     },
     Expectation {
         mode: Mode::Continue100ThenNothing,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: timed out after 2 s (only a 1xx came)",
         names_it: &["timed out after 2 s", "100"],
+        bound: None,
     },
     Expectation {
         mode: Mode::SwitchingProtocols101,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail or error naming the 101",
         names_it: &["101"],
+        bound: None,
     },
     Expectation {
         mode: Mode::RedirectOtherOrigin,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: 307 shown as what it is, not followed; nothing reaches 127.0.0.2",
         names_it: &["307"],
+        bound: None,
     },
     Expectation {
         mode: Mode::Hang,
         exit: EXIT_UNREACHABLE,
         reports: "exit 3: cannot reach, timed out after 2 s",
         names_it: &["timed out after 2 s"],
+        bound: None,
     },
     Expectation {
         mode: Mode::HangAfterProbe,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: timed out after 2 s",
         names_it: &["timed out after 2 s"],
+        bound: None,
     },
     Expectation {
         mode: Mode::SlowDrip,
         exit: EXIT_CHECK_FAILED,
         reports: "checks error: timed out after 2 s",
         names_it: &["timed out after 2 s"],
+        bound: None,
     },
     Expectation {
         mode: Mode::CloseImmediately,
         exit: EXIT_UNREACHABLE,
         reports: "exit 3: cannot reach, connection closed before a response",
         names_it: &["closed", "eof", "end of file", "incomplete"],
+        bound: None,
     },
     Expectation {
         mode: Mode::Http10NoLength,
         exit: EXIT_CHECK_FAILED,
         reports: "read to EOF and judged as usual (status 200 where 401 is due)",
         names_it: &["expected status"],
+        bound: None,
     },
     Expectation {
         mode: Mode::RateLimited429,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: 429 (Retry-After capped at the suite's 2 s), run stays in its bound",
         names_it: &["429"],
+        bound: None,
+    },
+    Expectation {
+        mode: Mode::Unparsable429,
+        exit: EXIT_CHECK_FAILED,
+        reports: "the documented schedule, then the run's 10 s for waiting on 429s is spent: checks error saying so",
+        names_it: &["max_rate_limit_wait_seconds"],
+        bound: Some(Duration::from_secs(60)),
+    },
+    Expectation {
+        mode: Mode::BodyStallsOpen,
+        exit: EXIT_CHECK_FAILED,
+        reports: "3 timeouts in a row: the target stopped answering, the other checks error at once",
+        names_it: &["the target stopped answering"],
+        bound: Some(Duration::from_secs(30)),
+    },
+    Expectation {
+        mode: Mode::UnknownJobState,
+        exit: EXIT_CHECK_FAILED,
+        reports: "lifecycle checks fail at once naming the state \"done\" and the known states",
+        names_it: &["in state \"done\", which the suite does not know"],
+        bound: Some(Duration::from_secs(30)),
+    },
+    Expectation {
+        mode: Mode::JobsNeverFinish,
+        exit: EXIT_CHECK_FAILED,
+        reports: "one job deadline (15 s) is spent; the other waits end after a short grace",
+        names_it: &["did not reach a terminal state within 15 s"],
+        bound: Some(Duration::from_secs(45)),
     },
 ];
 
@@ -258,6 +312,12 @@ fn write_suite(dir: &Path) -> PathBuf {
     text = set_value(&text, "timeout_seconds", "30.0", "2.0");
     text = set_value(&text, "connect_timeout_seconds", "10.0", "1.0");
     text = set_value(&text, "max_retry_after_seconds", "60", "2");
+    text = set_value(&text, "max_rate_limit_wait_seconds", "180.0", "10.0");
+    text = set_value(&text, "poll_interval_seconds", "2.0", "0.5");
+    // Every job deadline, the lifecycle inputs' too: a job that never finishes costs 15 s.
+    text = text
+        .replace("deadline_seconds = 300.0", "deadline_seconds = 15.0")
+        .replace("deadline_seconds = 900.0", "deadline_seconds = 15.0");
     let suites = dir.join("suites");
     std::fs::create_dir_all(&suites).unwrap();
     let suite_path = suites.join("hostile.toml");
@@ -425,12 +485,13 @@ fn run_mode(
 
     let mut problems = Vec::new();
     let output = format!("{}\n{}", run.stdout, run.stderr);
-    let hung = run.killed || run.elapsed > RUN_BOUND;
+    let bound = expectation.bound.unwrap_or(RUN_BOUND);
+    let hung = run.killed || run.elapsed > bound;
     if run.killed {
         problems.push(format!("hung: killed after {:.0?}", run.elapsed));
-    } else if run.elapsed > RUN_BOUND {
+    } else if run.elapsed > bound {
         problems.push(format!(
-            "took {:.1?}, more than the {RUN_BOUND:?} bound",
+            "took {:.1?}, more than the {bound:?} bound",
             run.elapsed
         ));
     }
@@ -776,5 +837,41 @@ fn hostile_matrix() {
         wrong.len(),
         rows.len(),
         wrong.join("\n")
+    );
+}
+
+/// `--deadline` ends the run within a few seconds of it, whatever the server does: here every
+/// `/v1` request hangs, with the bundled suite's 30 s timeouts, and the deadline is 4 s.
+#[test]
+fn the_deadline_is_met_against_a_server_that_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", secret_key())).unwrap();
+    let server = HostileServer::start(Mode::HangAfterProbe);
+    let run = run_bin(
+        &[
+            "--base-url",
+            &server.base_url,
+            "--key-file",
+            &key_file.display().to_string(),
+            "--allow-writes",
+            "--deadline",
+            "4",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    drop(server);
+    assert!(
+        !run.killed && run.elapsed < Duration::from_secs(12),
+        "the run took {:.1?} with --deadline 4",
+        run.elapsed
+    );
+    assert_eq!(run.exit, Some(EXIT_CHECK_FAILED), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("the run's deadline (--deadline) passed"),
+        "{}",
+        run.stdout
     );
 }

@@ -131,7 +131,7 @@ async fn the_request_budget_holds_and_says_so() {
         .await
         .unwrap_err();
     assert!(
-        refused.budget_spent && refused.cause.contains("--max-requests"),
+        refused.budget_spent() && refused.cause.contains("--max-requests"),
         "{refused}"
     );
     assert!(client.budget_spent());

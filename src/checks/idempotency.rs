@@ -117,10 +117,13 @@ impl Check for ReadsAreSafe {
         )
     }
 
+    /// A finished job, so two reads of it can be compared whole.
     fn needs(&self, _settings: &Settings) -> Needs {
+        let needs = Needs::of([&self.request]);
         Needs {
             exclusive: true,
-            ..Needs::of([&self.request])
+            finished_job: needs.job,
+            ..needs
         }
     }
 
@@ -478,17 +481,10 @@ async fn billing_status(cx: &CheckContext<'_>, job_id: &str) -> Result<String, A
 
 /// Poll the job until it is terminal (within the suite's deadline).
 async fn wait_until_terminal(cx: &CheckContext<'_>, job_id: &str) -> Result<(), Abort> {
-    let jobs = &cx.settings().jobs;
-    crate::jobs::poll_until_terminal(
-        cx.client(),
-        jobs,
-        job_id,
-        cx.run.poll_interval(),
-        cx.run.job_deadline(None),
-        cx.name,
-        |_| {},
-    )
-    .await
-    .map(|_| ())
-    .map_err(|failure| Abort::Errored(failure.to_string()))
+    cx.run
+        .follow(None, cx.name)
+        .until_terminal(job_id, |_| {})
+        .await
+        .map(|_| ())
+        .map_err(|failure| Abort::Errored(failure.to_string()))
 }

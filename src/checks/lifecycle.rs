@@ -9,11 +9,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Check, Findings, NamedCheck, Needs, WRITES};
+use crate::client::{FailureKind, SendOptions};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
-use crate::jobs::{
-    invariant_violations, is_absolute_url, poll_until_terminal, status_of, Phase, PollFailure,
-};
+use crate::jobs::{invariant_violations, is_absolute_url, status_of, Phase, PollFailure};
 use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
 
 /// What a sample input is expected to end as.
@@ -129,33 +128,27 @@ impl Check for JobLifecycle {
                 Ok(id) => id,
                 Err(finding) => return Ok(vec![finding]),
             };
-            let deadline = cx.run.job_deadline(self.input.deadline_seconds);
-            let poll = cx.run.poll_interval();
+            let follow = cx.run.follow(self.input.deadline_seconds, cx.name);
+            let poll = follow.poll_interval;
             cx.progress(&format!(
                 "following job {job_id} until it finishes (deadline {} s)",
-                deadline.as_secs_f64()
+                follow.deadline.as_secs_f64()
             ));
             let mut observations = Vec::new();
             let mut findings = Vec::new();
-            let followed = poll_until_terminal(
-                cx.client(),
-                jobs,
-                &job_id,
-                poll,
-                deadline,
-                cx.name,
-                |response| {
+            let followed = follow
+                .until_terminal(&job_id, |response| {
                     observations.push(observe(response, jobs, started.elapsed()));
                     note_violations(response, jobs, &mut findings);
-                },
-            )
-            .await;
+                })
+                .await;
             let terminal = match followed {
                 Ok(terminal) => terminal,
                 Err(PollFailure::Transport(message)) => {
                     return Err(Abort::Errored(format!("transport error: {message}")))
                 }
-                Err(PollFailure::Refused(message)) => {
+                Err(PollFailure::Refused(message) | PollFailure::UnknownState(message)) => {
+                    findings.retain(|f| !f.contains("status must be one of"));
                     findings.push(message);
                     return Ok(dedup(findings));
                 }
@@ -168,8 +161,7 @@ impl Check for JobLifecycle {
             let time_to_terminal = started.elapsed();
             // Terminal states never change: read a few more times.
             for _ in 0..3 {
-                tokio::time::sleep(poll).await;
-                cx.run.record.add_wait(cx.name, poll);
+                cx.run.record.wait(cx.name, poll).await;
                 let response = read(cx, &job_id).await?;
                 observations.push(observe(&response, jobs, started.elapsed()));
                 note_violations(&response, jobs, &mut findings);
@@ -263,8 +255,7 @@ impl Check for ManualStart {
             let reads = 3;
             for i in 0..reads {
                 if i > 0 {
-                    tokio::time::sleep(watch / (reads - 1)).await;
-                    cx.run.record.add_wait(cx.name, watch / (reads - 1));
+                    cx.run.record.wait(cx.name, watch / (reads - 1)).await;
                 }
                 let response = read(cx, &job_id).await?;
                 if !response.is_success() {
@@ -310,7 +301,11 @@ impl Check for ManualStart {
 async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, String>, Abort> {
     let jobs = &cx.settings().jobs;
     let reply = cx.send_outgoing(&jobs.create_request(body)).await?;
-    Ok(jobs.created_job_id(&reply, "creating the job"))
+    let created = jobs.created_job_id(&reply, "creating the job");
+    if let Ok(id) = &created {
+        cx.run.remember_job(id);
+    }
+    Ok(created)
 }
 
 async fn read(cx: &CheckContext<'_>, job_id: &str) -> Result<Response, Abort> {
@@ -407,7 +402,8 @@ fn story(observations: &[Observation]) -> String {
         .join(" -> ")
 }
 
-/// A finding when a completed job's output URL cannot be fetched (HEAD, then GET), without the key.
+/// A finding when a completed job's output URL cannot be fetched (HEAD, then GET), without
+/// the key. A link apiconform will not follow (see [`crate::links`]) is noted, not judged.
 async fn output_unreachable(
     cx: &CheckContext<'_>,
     terminal: &Response,
@@ -425,11 +421,22 @@ async fn output_unreachable(
         let mut request = Outgoing::get(url);
         request.method = method.into();
         request.credential = Credential::Missing;
-        match cx.send_outgoing(&request).await {
+        match cx
+            .client()
+            .send(cx.name, &request, SendOptions::default())
+            .await
+        {
             Ok(response) if response.is_success() => return Ok(None),
             Ok(response) => last = response.label(),
-            Err(Abort::Errored(e)) => last = e,
-            Err(other) => return Err(other),
+            Err(error) if error.kind == FailureKind::Refused => {
+                cx.note(&format!(
+                    "the output URL {url} was not fetched: {}",
+                    error.cause
+                ));
+                return Ok(None);
+            }
+            Err(error) if error.is_transport() => last = error.to_string(),
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(Some(format!(

@@ -28,8 +28,10 @@ pub type Findings = Vec<String>;
 /// What a check needs before it can run. Unmet needs make it ignored, with the reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// A job to read (`{job_id}` in a path).
+    /// A job to read (`{job_id}` in a path), finished or not.
     pub job: bool,
+    /// A job that has reached a terminal state (checks that judge a finished job).
+    pub finished_job: bool,
     /// Requests with side effects.
     pub writes: bool,
     pub second_key: bool,
@@ -64,7 +66,9 @@ impl Needs {
     /// Short words for `--list`.
     pub fn describe(&self) -> String {
         let mut words = Vec::new();
-        if self.job {
+        if self.finished_job {
+            words.push("a finished job");
+        } else if self.job {
             words.push("a job");
         }
         if self.writes {

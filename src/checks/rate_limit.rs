@@ -1,8 +1,6 @@
 //! `rate_limit::*` kinds: a bounded burst gets 429, the 429 says how long to wait, and the
 //! client that waits recovers. All judge the one burst of the run ([`crate::burst`]).
 
-use std::time::SystemTime;
-
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
@@ -164,7 +162,8 @@ fn judge_hints(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abor
         )));
     };
     let mut findings = Vec::new();
-    let now = SystemTime::now();
+    // Judged at the moment the 429 arrived, not after the recovery has waited the hint out.
+    let arrived = limited.received_at;
     let cap = cx.settings().target.max_retry_after_seconds;
     match retry_after(limited) {
         Ok(None) => findings.push(format!(
@@ -173,16 +172,17 @@ fn judge_hints(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abor
         )),
         Err(why) => findings.push(format!("{why}, in {}", limited.label())),
         Ok(Some(hint)) => {
-            if hint.is_in_past(now) {
+            if hint.is_in_past(arrived, limited.header("date")) {
                 findings.push(format!(
-                    "Retry-After \"{}\" is in the past, in {}",
+                    "Retry-After \"{}\" was already in the past when the 429 arrived (Date: {}), in {}",
                     limited.header("retry-after").unwrap_or_default(),
+                    limited.header("date").unwrap_or("none"),
                     limited.label()
                 ));
-            } else if hint.wait_from(now).as_secs() > cap {
+            } else if hint.wait_from(arrived).as_secs() > cap {
                 findings.push(format!(
                     "Retry-After asks for {} s, more than the {cap} s cap (max_retry_after_seconds), in {}",
-                    hint.wait_from(now).as_secs(),
+                    hint.wait_from(arrived).as_secs(),
                     limited.label()
                 ));
             }
@@ -247,13 +247,19 @@ fn judge_hints(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abor
     Ok(findings)
 }
 
-/// How many requests a bucket may regain during the burst, when the headers say its window.
+/// How many requests a limit may regain during the burst: `limit` per window, where the
+/// window is the one the headers say, else taken as one second (the shortest in common use),
+/// so the verdict scales with the burst's own duration and not with the machine's speed.
 fn refill_allowance(info: &crate::hints::RateLimitInfo, report: &BurstReport) -> u64 {
-    match (info.limit, info.window) {
-        (Some(limit), Some(window)) if !window.is_zero() => {
+    let window = info
+        .window
+        .filter(|w| !w.is_zero())
+        .unwrap_or(std::time::Duration::from_secs(1));
+    match info.limit {
+        Some(limit) => {
             (limit as f64 * report.elapsed.as_secs_f64() / window.as_secs_f64()).ceil() as u64
         }
-        _ => 0,
+        None => 0,
     }
 }
 

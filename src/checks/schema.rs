@@ -108,8 +108,13 @@ impl Check for JobInvariants {
         planned([&self.request])
     }
 
+    /// A finished job, so the rules of the terminal states (output, error) are judged too.
     fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+        let needs = Needs::of([&self.request]);
+        Needs {
+            finished_job: needs.job,
+            ..needs
+        }
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

@@ -36,6 +36,9 @@ pub fn summary(report: &Report) -> String {
             flaky.join(", ")
         ));
     }
+    for notice in &report.notices {
+        out.push_str(&format!("apiconform: {notice}\n"));
+    }
     let summary = &report.summary;
     out.push_str(&format!(
         "apiconform: {} ({} check{}) in {}, {} of it waiting on the server\n",

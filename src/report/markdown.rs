@@ -45,6 +45,9 @@ pub fn render(report: &Report) -> String {
     if let Some(note) = summary.transport_errors_note() {
         out.push_str(&format!("> [!WARNING]\n> {note}.\n\n"));
     }
+    for notice in &report.notices {
+        out.push_str(&format!("> [!NOTE]\n> {}\n\n", notice.replace('\n', " ")));
+    }
     let mut areas = areas(report);
     areas.sort_by_key(|area| {
         report

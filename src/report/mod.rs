@@ -50,6 +50,9 @@ pub struct Report {
     #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
     pub summary: Summary,
+    /// Facts about the run as a whole, each said once (a job set-up that failed, a target
+    /// given up on), so the checks they affected need only a line each.
+    pub notices: Vec<String>,
     /// In suite order; only checks that ran or were ignored (a FILTER leaves the others out).
     pub checks: Vec<CheckEntry>,
 }
@@ -203,6 +206,7 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
         started_at: info.started_at,
         duration: info.duration,
         summary,
+        notices: record.notices().iter().map(|n| secrets.mask(n)).collect(),
         checks,
     }
 }

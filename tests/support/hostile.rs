@@ -72,6 +72,14 @@ pub enum Mode {
     Http10NoLength,
     /// `/v1` requests get 429 with `Retry-After: 999999`.
     RateLimited429,
+    /// `/v1` requests get 429 with `Retry-After: soon`, a hint no client can use.
+    Unparsable429,
+    /// `/v1` replies: the head and part of the body, then silence with the socket open.
+    BodyStallsOpen,
+    /// A conforming-looking job API whose jobs read `"status": "done"`, a state no suite knows.
+    UnknownJobState,
+    /// A conforming-looking job API whose jobs stay `processing` forever.
+    JobsNeverFinish,
 }
 
 impl Mode {
@@ -101,6 +109,10 @@ impl Mode {
         Mode::CloseImmediately,
         Mode::Http10NoLength,
         Mode::RateLimited429,
+        Mode::Unparsable429,
+        Mode::BodyStallsOpen,
+        Mode::UnknownJobState,
+        Mode::JobsNeverFinish,
     ];
 
     /// A kebab-case name for tables and filters.
@@ -130,6 +142,10 @@ impl Mode {
             Mode::CloseImmediately => "close-immediately",
             Mode::Http10NoLength => "http10-no-length",
             Mode::RateLimited429 => "429-retry-after-999999",
+            Mode::Unparsable429 => "429-retry-after-unparsable",
+            Mode::BodyStallsOpen => "body-stalls-open",
+            Mode::UnknownJobState => "unknown-job-state",
+            Mode::JobsNeverFinish => "jobs-never-finish",
         }
     }
 
@@ -160,6 +176,10 @@ impl Mode {
             Mode::CloseImmediately => "closes without a response",
             Mode::Http10NoLength => "HTTP/1.0 200 without Content-Length",
             Mode::RateLimited429 => "/v1: 429 with Retry-After: 999999",
+            Mode::Unparsable429 => "/v1: 429 with Retry-After: soon",
+            Mode::BodyStallsOpen => "/v1: part of the body, then silence, socket open",
+            Mode::UnknownJobState => "jobs read status \"done\"",
+            Mode::JobsNeverFinish => "jobs stay processing forever",
         }
     }
 
@@ -175,6 +195,10 @@ impl Mode {
                 | Mode::HangAfterProbe
                 | Mode::SlowDrip
                 | Mode::RateLimited429
+                | Mode::Unparsable429
+                | Mode::BodyStallsOpen
+                | Mode::UnknownJobState
+                | Mode::JobsNeverFinish
         )
     }
 
@@ -735,21 +759,74 @@ async fn misbehave(stream: &mut TcpStream, shared: &Shared, path: &str, id: u64)
             write(stream, &out).await;
             Next::Close
         }
-        Mode::RateLimited429 => {
-            let body = format!(
-                r#"{{"error":{{"code":"rate_limited","message":"slow down","request_id":"hostile-{id}"}}}}"#
-            );
+        Mode::RateLimited429 => write(stream, &too_many_requests(id, "999999")).await,
+        Mode::Unparsable429 => write(stream, &too_many_requests(id, "soon")).await,
+        Mode::BodyStallsOpen => {
             let mut out = head(
-                "HTTP/1.1 429 Too Many Requests",
+                "HTTP/1.1 200 OK",
                 &[
                     ("Content-Type", "application/json".into()),
                     ("X-Request-Id", format!("hostile-{id}")),
-                    ("Retry-After", "999999".into()),
-                    ("Content-Length", body.len().to_string()),
+                    ("Content-Length", JOB_JSON.len().to_string()),
                 ],
             );
-            out.extend_from_slice(body.as_bytes());
-            write(stream, &out).await
+            out.extend_from_slice(&JOB_JSON.as_bytes()[..40]);
+            if write(stream, &out).await == Next::Close {
+                return Next::Close;
+            }
+            hold(stream, HOLD_AT_MOST).await;
+            Next::Close
         }
+        Mode::UnknownJobState => job_api(stream, path, id, "done").await,
+        Mode::JobsNeverFinish => job_api(stream, path, id, "processing").await,
     }
+}
+
+/// A 429 in the default envelope with `retry_after` as its Retry-After.
+fn too_many_requests(id: u64, retry_after: &str) -> Vec<u8> {
+    let body = format!(
+        r#"{{"error":{{"code":"rate_limited","message":"slow down","request_id":"hostile-{id}"}}}}"#
+    );
+    let mut out = head(
+        "HTTP/1.1 429 Too Many Requests",
+        &[
+            ("Content-Type", "application/json".into()),
+            ("X-Request-Id", format!("hostile-{id}")),
+            ("Retry-After", retry_after.into()),
+            ("Content-Length", body.len().to_string()),
+        ],
+    );
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// A job API that answers every `/v1` request 200 with one job in `status` (a create gets
+/// its id): enough for the harness to follow jobs that never end the way the suite knows.
+async fn job_api(stream: &mut TcpStream, path: &str, id: u64, status: &str) -> Next {
+    let body = if path.ends_with("/start") {
+        r#"{"success":true,"id":"job_hostile","status":"processing","message":"started"}"#.into()
+    } else if path.starts_with("/v1/jobs/job_hostile") || path.starts_with("/v1/jobs?") {
+        let job = format!(
+            r#"{{"id":"job_hostile","status":"{status}","progress":50,"output_url":null,"error":null,"created_at":"2024-01-01T00:00:00Z","duration_seconds":null,"billing_status":null}}"#
+        );
+        if path.starts_with("/v1/jobs?") {
+            format!(r#"{{"jobs":[{job}],"total":1,"limit":100,"offset":0}}"#)
+        } else {
+            job
+        }
+    } else if path.starts_with("/v1/jobs") {
+        r#"{"success":true,"id":"job_hostile","status":"processing","message":"started"}"#.into()
+    } else {
+        r#"{"events":[]}"#.into()
+    };
+    write(
+        stream,
+        &response(
+            "HTTP/1.1 200 OK",
+            Some("application/json"),
+            id,
+            body.as_bytes(),
+        ),
+    )
+    .await
 }
