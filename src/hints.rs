@@ -1,7 +1,7 @@
 //! What a server says about rate limiting, read from response headers.
 //!
 //! The harness needs these hints twice: to back off politely when it is throttled (so a 429
-//! never turns into a failed run), and to *verify* rate limiting (CONTRACT.md 5.2): a burst
+//! never turns into a failed run), and to *verify* rate limiting (docs/contract.md 5.2): a burst
 //! over the limit gets 429, the response says how long to wait, the advertised numbers are
 //! consistent, and the client recovers after the hinted wait. Servers speak several dialects:
 //!
@@ -245,7 +245,7 @@ pub fn parse_rate_limit<'a>(
     x.into_info(RateLimitForm::XRateLimit)
 }
 
-/// The documented client backoff schedule when there is no hint (CONTRACT.md 5.2): attempt 0
+/// The documented client backoff schedule when there is no hint (docs/contract.md 5.2): attempt 0
 /// waits 1-2 s, 1: 2-4 s, 2: 4-8 s, then 8-16 s; `jitter` in [0,1) picks the point in the
 /// range (values outside are clamped to [0,1], NaN counts as 0).
 pub fn documented_backoff(attempt: u32, jitter: f64) -> Duration {

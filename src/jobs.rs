@@ -1,5 +1,5 @@
 //! The job model as the suite describes it: reading fields of a job object, the status
-//! invariants of CONTRACT.md section 3, and creating a job and waiting for it to finish.
+//! invariants of docs/contract.md section 3, and creating a job and waiting for it to finish.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ pub fn status_of<'a>(job: &'a Value, settings: &JobSettings) -> Option<&'a str> 
         .and_then(Value::as_str)
 }
 
-/// Every way `job` breaks the status invariants of CONTRACT.md section 3, as messages that
+/// Every way `job` breaks the status invariants of docs/contract.md section 3, as messages that
 /// name the field, the rule and the value seen.
 pub fn invariant_violations(job: &Value, settings: &JobSettings) -> Vec<String> {
     let mut found = Vec::new();

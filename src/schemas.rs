@@ -163,6 +163,169 @@ mod tests {
             .any(|v| v.path == "/created_at" && v.rule == "format"));
     }
 
+    /// A job object as the contract documents it, every field present.
+    fn conforming_job() -> Value {
+        json!({
+            "id": "job_1", "status": "completed", "progress": 100,
+            "output_url": "https://cdn.example.com/job_1.webm", "error": null,
+            "created_at": "2026-11-27T12:00:00Z", "duration_seconds": 12.5,
+            "billing_status": "charged"
+        })
+    }
+
+    fn bundled() -> SchemaSet {
+        SchemaSet::load(&Suite::load(None).unwrap()).unwrap()
+    }
+
+    /// The `required` violation naming `field`, if any.
+    fn missing<'v>(violations: &'v [Violation], field: &str) -> Option<&'v Violation> {
+        violations
+            .iter()
+            .find(|v| v.rule == "required" && v.detail.contains(&format!("\"{field}\"")))
+    }
+
+    #[test]
+    fn job_schema_requires_every_documented_field() {
+        let schemas = bundled();
+        assert!(schemas.violations("job", &conforming_job()).is_empty());
+        for field in [
+            "id",
+            "status",
+            "progress",
+            "output_url",
+            "error",
+            "created_at",
+            "duration_seconds",
+            "billing_status",
+        ] {
+            let mut job = conforming_job();
+            job.as_object_mut().unwrap().remove(field);
+            let violations = schemas.violations("job", &job);
+            let found = missing(&violations, field)
+                .unwrap_or_else(|| panic!("a job without `{field}` passed: {violations:?}"));
+            assert_eq!(found.path, "", "{found}");
+            assert!(found.to_string().contains(field), "{found}");
+            // A job list holding that job is refused too, at the job's own path.
+            let violations = schemas.violations("job_list", &json!({ "jobs": [job] }));
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.path == "/jobs/0" && v.detail.contains(field)),
+                "{violations:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn job_schema_accepts_what_the_contract_leaves_open() {
+        let schemas = bundled();
+        let variants = [
+            // Offset timestamp with milliseconds, the other pre-processing name, nulls.
+            json!({
+                "id": "job_2", "status": "created", "progress": 0, "output_url": null,
+                "error": null, "created_at": "2026-11-27T12:00:00.123+00:00",
+                "duration_seconds": null, "billing_status": null
+            }),
+            // Fractional progress, microseconds with Z, webhook fields present and null.
+            json!({
+                "id": "job_3", "status": "processing", "progress": 42.5, "output_url": null,
+                "error": null, "created_at": "2026-11-27T12:00:00.123456Z",
+                "duration_seconds": 0, "billing_status": "pending",
+                "webhook_url": null, "webhook_events": null
+            }),
+            // Failed, with undocumented extra fields and webhook delivery states.
+            json!({
+                "id": "job_4", "status": "failed", "progress": 10, "output_url": null,
+                "error": "Could not decode the video", "created_at": "2026-11-27T12:00:00+00:00",
+                "duration_seconds": 3, "billing_status": "refunded",
+                "model": "pro", "metadata": { "order": 7 },
+                "webhook_url": "https://hooks.example.com/x",
+                "webhook_events": { "job.started": "sent", "job.failed": "failed" }
+            }),
+            json!({
+                "id": "job_5", "status": "pending", "progress": 0, "output_url": null,
+                "error": null, "created_at": "2026-11-27T12:00:00Z",
+                "duration_seconds": null, "billing_status": null,
+                "webhook_events": [{ "event": "job.started", "status": "sent" }]
+            }),
+            conforming_job(),
+        ];
+        for job in &variants {
+            let violations = schemas.violations("job", job);
+            assert!(violations.is_empty(), "{job}: {violations:?}");
+        }
+        let page = json!({ "jobs": variants, "total": 5, "limit": 10, "offset": 0 });
+        assert!(schemas.violations("job_list", &page).is_empty());
+        let bare = Value::Array(variants.to_vec());
+        assert!(schemas.violations("job_list", &bare).is_empty());
+    }
+
+    #[test]
+    fn create_and_start_replies_require_every_documented_field() {
+        let schemas = bundled();
+        let replies = [
+            (
+                "create_reply",
+                json!({"success": true, "id": "job_1", "status": "pending", "message": "Job created"}),
+            ),
+            (
+                "start_reply",
+                json!({"success": true, "id": "job_1", "status": "processing", "message": "Job started"}),
+            ),
+        ];
+        for (schema, reply) in replies {
+            assert!(schemas.violations(schema, &reply).is_empty(), "{schema}");
+            for field in ["success", "id", "status", "message"] {
+                let mut partial = reply.clone();
+                partial.as_object_mut().unwrap().remove(field);
+                let violations = schemas.violations(schema, &partial);
+                assert!(
+                    missing(&violations, field).is_some(),
+                    "{schema} without `{field}` passed: {violations:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn create_reply_accepts_every_documented_status_and_extra_fields() {
+        let schemas = bundled();
+        for status in ["pending", "created", "processing"] {
+            let reply = json!({
+                "success": true, "id": "job_1", "status": status, "message": "ok",
+                "credits_reserved": 60
+            });
+            let violations = schemas.violations("create_reply", &reply);
+            assert!(violations.is_empty(), "{reply}: {violations:?}");
+        }
+        let queued = json!({"success": true, "id": "job_1", "status": "queued", "message": "ok"});
+        assert!(!schemas.violations("create_reply", &queued).is_empty());
+        let started = json!({"success": true, "id": "job_1", "status": "pending", "message": "ok"});
+        assert!(!schemas.violations("start_reply", &started).is_empty());
+    }
+
+    #[test]
+    fn error_schema_requires_code_message_and_request_id() {
+        let schemas = bundled();
+        let envelope = json!({"error": {
+            "code": "job_not_found", "message": "Job not found", "request_id": "req_1"
+        }, "success": false});
+        assert!(schemas.violations("error", &envelope).is_empty());
+        for field in ["code", "message", "request_id"] {
+            let mut partial = envelope.clone();
+            partial["error"].as_object_mut().unwrap().remove(field);
+            let violations = schemas.violations("error", &partial);
+            assert!(
+                violations.iter().any(|v| v.path == "/error"
+                    && v.rule == "required"
+                    && v.detail.contains(field)),
+                "{violations:?}"
+            );
+        }
+        let flat = json!({"error": "Job not found"});
+        assert!(!schemas.violations("error", &flat).is_empty());
+    }
+
     #[test]
     fn list_schema_resolves_job_ref_locally() {
         let suite = Suite::load(None).unwrap();

@@ -120,7 +120,7 @@ impl CheckDecl {
     }
 }
 
-/// Settings shared by all checks. Every default is the reading of CONTRACT.md.
+/// Settings shared by all checks. Every default is the reading of docs/contract.md.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {

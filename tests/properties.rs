@@ -318,6 +318,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config())]
+
+    /// Every job the contract allows matches the job schema: either pre-processing name, any
+    /// progress in range (integer or not), `Z` or `+00:00` with or without fractional seconds,
+    /// nulls where the contract says "or null", optional webhook fields, undocumented extras.
+    #[test]
+    fn conforming_jobs_match_the_job_schema(
+        phase in 0..5usize,
+        progress in 0.0f64..=100.0,
+        whole in any::<bool>(),
+        offset in select(&["Z", "+00:00"][..]),
+        fraction in select(&["", ".1", ".123", ".123456"][..]),
+        duration in prop::option::of(0.0f64..1e6),
+        billing in prop::option::of("[a-z_]{0,12}"),
+        webhooks in 0..3usize,
+        extra in prop::option::of(json_leaf()),
+    ) {
+        let progress = if whole { Value::from(progress.round() as u64) } else { Value::from(progress) };
+        let (status, progress, output, error) = match phase {
+            0 => ("pending", progress, Value::Null, Value::Null),
+            1 => ("created", progress, Value::Null, Value::Null),
+            2 => ("processing", progress, Value::Null, Value::Null),
+            3 => ("completed", Value::from(100), Value::from("https://cdn.example/out.webm"), Value::Null),
+            _ => ("failed", progress, Value::Null, Value::from("Could not decode the video")),
+        };
+        let mut job = serde_json::json!({
+            "id": "job_1", "status": status, "progress": progress, "output_url": output,
+            "error": error, "created_at": format!("2026-11-27T12:00:00{fraction}{offset}"),
+            "duration_seconds": duration, "billing_status": billing,
+        });
+        match webhooks {
+            0 => {}
+            1 => {
+                job["webhook_url"] = Value::Null;
+                job["webhook_events"] = Value::Null;
+            }
+            _ => {
+                job["webhook_url"] = Value::from("https://hooks.example/x");
+                job["webhook_events"] = serde_json::json!({"job.started": "sent"});
+            }
+        }
+        if let Some(extra) = extra {
+            job["undocumented"] = extra;
+        }
+        let (_, schemas) = bundled();
+        let found = schemas.violations("job", &job);
+        prop_assert!(found.is_empty(), "{job}: {found:?}");
+    }
+}
+
 // ---------------------------------------------------------------- Suite::parse
 
 fn source() -> SuiteSource {

@@ -1,4 +1,4 @@
-//! `lifecycle::*` kinds: a job moves through the documented state machine (CONTRACT.md
+//! `lifecycle::*` kinds: a job moves through the documented state machine (docs/contract.md
 //! section 3) in finite time, with progress that never goes down, and ends usable.
 
 use std::time::{Duration, Instant};

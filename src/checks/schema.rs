@@ -96,7 +96,7 @@ impl Check for JobIdentity {
     }
 }
 
-/// The job read obeys the status invariants (CONTRACT.md section 3).
+/// The job read obeys the status invariants (docs/contract.md section 3).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobInvariants {

@@ -2,7 +2,7 @@
 //!
 //! The harness proves that each of its checks can fail by running the reference
 //! server with one [`Fault`] switched on (`--fault NAME`). Every fault breaks
-//! exactly one rule of `CONTRACT.md` (one is a conforming variant, see
+//! exactly one rule of `docs/contract.md` (one is a conforming variant, see
 //! [`Fault::NoRateLimitHints`]) and leaves everything else intact.
 
 use std::fmt;

@@ -254,7 +254,7 @@ fn parse_start(body: &[u8]) -> Result<Option<Model>, ApiError> {
     }
 }
 
-/// `GET /v1/jobs/{job_id}`: the job object of CONTRACT section 3.
+/// `GET /v1/jobs/{job_id}`: the job object of docs/contract.md section 3.
 pub(crate) async fn get_job(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,

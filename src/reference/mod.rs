@@ -1,5 +1,5 @@
 //! The embedded reference server: a faithful implementation of
-//! `CONTRACT.md` (sections 1 to 4, and the rate-limit and idempotency
+//! `docs/contract.md` (sections 1 to 4, and the rate-limit and idempotency
 //! behaviour of section 5), used as the harness's default target.
 //!
 //! Its main entry points are [`app`] (a socket-free [`axum::Router`] for tests),

@@ -39,7 +39,7 @@ impl Model {
         }
     }
 
-    /// Credits per minute of video (CONTRACT section 4).
+    /// Credits per minute of video (docs/contract.md section 4).
     pub(crate) fn credits_per_minute(self) -> u64 {
         match self {
             Model::Original => 60,
