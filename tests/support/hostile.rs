@@ -272,7 +272,7 @@ const IDLE: Duration = Duration::from_secs(30);
 const HOLD_AT_MOST: Duration = Duration::from_secs(60);
 
 /// A job in the shape of the default suite (terminal, so nobody polls it).
-pub const JOB_JSON: &str = r#"{"id":"job_hostile","status":"completed","progress":100,"output_url":"https://example.com/out.webm","error":null,"created_at":"2024-01-01T00:00:00Z"}"#;
+pub const JOB_JSON: &str = r#"{"id":"job_hostile","status":"completed","progress":100,"output_url":"https://example.com/out.webm","error":null,"created_at":"2024-01-01T00:00:00Z","duration_seconds":12.5,"billing_status":"charged"}"#;
 const HEALTH_JSON: &str = r#"{"status":"ok"}"#;
 
 impl HostileServer {
