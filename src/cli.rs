@@ -424,6 +424,12 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
             "marked `ignored = true` in the suite; run it with --ignored or --include-ignored",
         );
     }
+    let (pace, asked) = plan.context.client.pace();
+    if pace < asked {
+        plan.context.record.add_notice(&format!(
+            "paced itself down from {asked} to {pace:.1} requests/s to stay under the target's rate limit (pass --rate {pace:.1} to start there)"
+        ));
+    }
     let info = RunInfo {
         suite_name: plan.context.suite.name.clone(),
         suite_hash,

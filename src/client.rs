@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::hints::{self, Backoff};
 use crate::links;
+use crate::pacing::Pacer;
 use crate::record::{Exchange, RunRecord, WaitClock};
 use crate::secrets::Secrets;
 use crate::suite::{Credential, Settings};
@@ -242,7 +243,8 @@ pub struct HttpClient {
     secrets: Secrets,
     /// A key no server can know, used for the invalid-key checks.
     invalid_key: String,
-    pacer: DefaultDirectRateLimiter,
+    /// Paces every request but the burst's, slower when the target shows a lower limit.
+    pacer: Pacer,
     /// The run-wide ceiling every request obeys, the burst included.
     ceiling: DefaultDirectRateLimiter,
     /// Requests the run may still send (`--max-requests`).
@@ -285,10 +287,7 @@ impl HttpClient {
         let rate = config
             .requests_per_second
             .unwrap_or(target.requests_per_second);
-        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
-        let quota = Quota::with_period(period)
-            .ok_or("the pacing rate is too high")?
-            .allow_burst(std::num::NonZeroU32::MIN);
+        let pacer = Pacer::new(rate)?;
         let mut secrets = Secrets::default();
         if let Some(key) = &config.primary_key {
             secrets.register(key, "$API_KEY");
@@ -318,7 +317,7 @@ impl HttpClient {
             settings: settings.clone(),
             secrets,
             invalid_key,
-            pacer: RateLimiter::direct(quota),
+            pacer,
             ceiling: RateLimiter::direct(ceiling),
             budget,
             transport_retries: AtomicU64::new(TRANSPORT_RETRIES_PER_RUN),
@@ -400,6 +399,9 @@ impl HttpClient {
                 continue;
             }
             let mut response = result?;
+            if options.paced {
+                self.adapt_pace(check, &response);
+            }
             response.rate_limit_retries = retries;
             response.backoff_reasons = reasons.clone();
             let limit = self.settings.target.max_rate_limit_retries;
@@ -461,6 +463,36 @@ impl HttpClient {
         let _counted = self.rate_limit_waiting.start();
         self.record.wait(check, wait.min(budget - spent)).await;
         Ok(())
+    }
+
+    /// Keep the pace under what `response` shows of the target's limit: the limit its
+    /// RateLimit headers advertise for a short window, and half the pace on a 429.
+    fn adapt_pace(&self, check: &str, response: &Response) {
+        let advertised = hints::parse_rate_limit(
+            response
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+            response.received_at,
+        );
+        let mut changed = advertised
+            .and_then(|info| Some((info.limit?, info.window?)))
+            .and_then(|(limit, window)| self.pacer.respect_advertised(limit, window));
+        if response.status == 429 {
+            changed = self.pacer.back_off().or(changed);
+        }
+        if let Some(rate) = changed {
+            tracing::info!(
+                check,
+                "pacing down to {rate:.1} requests/s after {}",
+                response.label()
+            );
+        }
+    }
+
+    /// The pace now and the pace asked for, in requests per second.
+    pub fn pace(&self) -> (f64, f64) {
+        self.pacer.rates()
     }
 
     /// True once the run has given up on a target that stopped answering.

@@ -14,6 +14,7 @@ pub mod hints;
 pub mod jobs;
 pub mod links;
 pub mod oracle;
+pub mod pacing;
 pub mod record;
 pub mod reference;
 pub mod report;

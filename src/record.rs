@@ -250,3 +250,31 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_waits_count_once_in_wall_clock_time() {
+        let record = RunRecord::default();
+        let outer = Instant::now();
+        let wait = Duration::from_millis(30);
+        tokio::join!(record.wait("a", wait), record.wait("b", wait));
+        let wall = outer.elapsed();
+        // Each check keeps its own sum; the run counts the union of the intervals.
+        assert_eq!(record.waited(Some("a")), wait);
+        assert_eq!(record.waited(Some("b")), wait);
+        let run = record.waited(None);
+        assert!(run >= wait && run <= wall, "run waited {run:?} in {wall:?}");
+    }
+
+    #[test]
+    fn notices_are_said_once() {
+        let record = RunRecord::default();
+        record.add_notice("job set-up: x");
+        record.add_notice("job set-up: x");
+        record.add_notice("other");
+        assert_eq!(record.notices(), ["job set-up: x", "other"]);
+    }
+}
