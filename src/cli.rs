@@ -823,3 +823,22 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
         Ok(ExitCode::from(EXIT_OK))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_names_and_all() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(parse_variants(&[]).unwrap().is_empty());
+        let two = parse_variants(&names(&["create-201", "sliding-window", "create-201"])).unwrap();
+        assert_eq!(
+            two.into_iter().collect::<Vec<_>>(),
+            [Variant::Create201, Variant::SlidingWindow]
+        );
+        let all = parse_variants(&names(&["created-state", "all"])).unwrap();
+        assert_eq!(all.len(), Variant::ALL.len());
+        assert!(parse_variants(&names(&["nope"])).is_err());
+    }
+}

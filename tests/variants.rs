@@ -98,3 +98,32 @@ async fn all_harness_ready_variants_at_once() {
         .collect();
     passes_strict(&ready).await;
 }
+
+/// `serve --help` documents every variant, `--variant list` prints them, and an unknown name
+/// is a usage error that lists the valid ones.
+#[test]
+fn serve_documents_and_lists_variants() {
+    let limit = Duration::from_secs(30);
+    let help = support::text(&support::run_bin(&["serve", "--help"], &[], limit).stdout);
+    let listed = support::run_bin(&["serve", "--variant", "list"], &[], limit);
+    assert_eq!(listed.status.code(), Some(0));
+    let listed = support::text(&listed.stdout);
+    for variant in Variant::ALL {
+        assert!(
+            help.contains(variant.name()),
+            "serve --help lacks {variant}"
+        );
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(variant.name()))
+            .unwrap_or_else(|| panic!("--variant list lacks {variant}:\n{listed}"));
+        assert!(line.contains(variant.description()));
+    }
+    let bad = support::run_bin(&["serve", "--variant", "no-such-variant"], &[], limit);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = support::text(&bad.stderr);
+    assert!(
+        stderr.contains("no-such-variant") && stderr.contains("sliding-window"),
+        "{stderr}"
+    );
+}
