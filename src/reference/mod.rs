@@ -65,7 +65,7 @@ pub struct ServerConfig {
     pub initial_credits: u64,
     /// Time from processing to the terminal state.
     pub job_duration: Duration,
-    /// The per-key token bucket.
+    /// The per-key token bucket (the `sliding-window` variant replaces it).
     pub rate_limit: RateLimitConfig,
     /// Deliberate contract violations to commit.
     pub faults: BTreeSet<Fault>,

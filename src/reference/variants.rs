@@ -61,7 +61,7 @@ const COUNT: usize = VARIANTS.len();
 impl Variant {
     /// Every variant, in declaration order.
     pub const ALL: &'static [Variant] = &{
-        let mut all = [Variant::RetryAfterDate; COUNT];
+        let mut all = [VARIANTS[0].0; COUNT];
         let mut i = 0;
         while i < COUNT {
             all[i] = VARIANTS[i].0;
