@@ -1,5 +1,6 @@
 //! The command line: parse arguments, set the run up, run it, and map the result to an exit code.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use crate::client::{ClientConfig, HttpClient};
 use crate::context::{RunContext, RunOptions};
 use crate::error::{config_error, AppError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::record::RunRecord;
-use crate::reference::{Fault, RunningServer, ServerConfig};
+use crate::reference::{Fault, RunningServer, ServerConfig, Variant};
 use crate::report::{self, ReportPaths, RunInfo};
 use crate::runner::Plan;
 use crate::schemas::SchemaSet;
@@ -210,6 +211,10 @@ struct ServeArgs {
     /// Break one contract rule (repeatable). `--fault list` shows every fault.
     #[arg(long, value_name = "NAME")]
     fault: Vec<String>,
+    /// Take a conforming alternative behaviour (repeatable; `all` for every one). `--variant
+    /// list` shows every variant.
+    #[arg(long, value_name = "NAME", long_help = variant_long_help())]
+    variant: Vec<String>,
     /// Append one JSON line per request to this file (use it with `apiconform --logs`).
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
@@ -722,10 +727,49 @@ fn print_plan(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial], ru
     );
 }
 
+/// The `--variant` entry of `serve --help`: the flag, then every variant.
+fn variant_long_help() -> String {
+    let mut help = "Take a conforming alternative behaviour where the contract leaves freedom \
+        (repeatable). Unlike --fault, a variant breaks no rule: it proves the harness accepts \
+        every legitimate reading. `--variant all` takes every one; `--variant list` prints them.\n\n\
+        Variants:"
+        .to_owned();
+    for variant in Variant::ALL {
+        help.push_str(&format!(
+            "\n- {}: {}",
+            variant.name(),
+            variant.description()
+        ));
+    }
+    help
+}
+
+/// `--variant` values: names, or `all`.
+fn parse_variants(names: &[String]) -> Result<BTreeSet<Variant>, AppError> {
+    let mut variants = BTreeSet::new();
+    for name in names {
+        if name.trim().eq_ignore_ascii_case("all") {
+            variants.extend(Variant::ALL.iter().copied());
+        } else {
+            let variant = name
+                .parse::<Variant>()
+                .map_err(|e| config_error(format!("--variant: {e}")))?;
+            variants.insert(variant);
+        }
+    }
+    Ok(variants)
+}
+
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode, AppError> {
     if args.fault.iter().any(|f| f == "list") {
         for fault in Fault::ALL {
             println!("{:<28} {}", fault.name(), fault.description());
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    if args.variant.iter().any(|v| v == "list") {
+        for variant in Variant::ALL {
+            println!("{:<28} {}", variant.name(), variant.description());
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
@@ -737,6 +781,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
                 .map_err(|e| config_error(format!("--fault: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    let variants = parse_variants(&args.variant)?;
     if !(args.rate_refill > 0.0 && args.rate_refill.is_finite()) || args.rate_limit == 0 {
         return Err(config_error(
             "--rate-limit and --rate-refill must be positive",
@@ -748,6 +793,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
         primary_key: args.key.unwrap_or(defaults.primary_key.clone()),
         second_key: args.second_key.or(defaults.second_key.clone()),
         faults,
+        variants,
         log_file: args.log_file.clone(),
         job_duration: Duration::from_millis(args.job_duration_ms),
         rate_limit: crate::reference::RateLimitConfig {
@@ -757,6 +803,7 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
         ..defaults
     };
     let faults: Vec<String> = config.faults.iter().map(|f| f.to_string()).collect();
+    let variants: Vec<String> = config.variants.iter().map(|v| v.to_string()).collect();
     runtime.block_on(async move {
         let server = RunningServer::start(config, (args.host, args.port).into())
             .await
@@ -770,6 +817,9 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
         if !faults.is_empty() {
             println!("faults: {}", faults.join(", "));
         }
+        if !variants.is_empty() {
+            println!("variants: {}", variants.join(", "));
+        }
         if let Some(log) = &args.log_file {
             println!("request log: {}", log.display());
         }
@@ -778,4 +828,23 @@ fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode,
         server.shutdown().await;
         Ok(ExitCode::from(EXIT_OK))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_names_and_all() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(parse_variants(&[]).unwrap().is_empty());
+        let two = parse_variants(&names(&["create-201", "sliding-window", "create-201"])).unwrap();
+        assert_eq!(
+            two.into_iter().collect::<Vec<_>>(),
+            [Variant::Create201, Variant::SlidingWindow]
+        );
+        let all = parse_variants(&names(&["created-state", "all"])).unwrap();
+        assert_eq!(all.len(), Variant::ALL.len());
+        assert!(parse_variants(&names(&["nope"])).is_err());
+    }
 }

@@ -19,6 +19,8 @@ use super::error::ApiError;
 use super::faults::Fault;
 use super::ratelimit::Decision;
 use super::state::App;
+use super::time;
+use super::variants::Variant;
 use super::Caller;
 
 /// The request header carrying the key.
@@ -39,7 +41,7 @@ pub(crate) async fn keyed(State(app): State<Arc<App>>, mut req: Request, next: N
         Err(refusal) => return with_echo(refusal.into_response(), echo),
     };
 
-    let decision = app.lock_buckets().take(
+    let decision = app.lock_limiter().take(
         &caller.bucket_key,
         Instant::now(),
         !app.has(Fault::NoRateLimit),
@@ -49,7 +51,6 @@ pub(crate) async fn keyed(State(app): State<Arc<App>>, mut req: Request, next: N
     let mut res = if !decision.allowed || never_recovers {
         let shown = Decision {
             remaining: 0,
-            retry_after_secs: decision.retry_after_secs.max(1),
             ..decision
         };
         let mut res = limited(&app).into_response();
@@ -63,9 +64,11 @@ pub(crate) async fn keyed(State(app): State<Arc<App>>, mut req: Request, next: N
     };
     if !decision.allowed && app.has(Fault::RateLimitRemainingRises) {
         let rising = decision.limited_streak.to_string();
-        set(res.headers_mut(), "x-ratelimit-remaining", &rising);
+        if res.headers().contains_key("x-ratelimit-remaining") {
+            set(res.headers_mut(), "x-ratelimit-remaining", &rising);
+        }
         if res.headers().contains_key("ratelimit") {
-            let value = format!("\"default\";r={rising};t={}", decision.reset_secs);
+            let value = format!("\"default\";r={rising};t={}", decision.reset_secs());
             set(res.headers_mut(), "ratelimit", &value);
         }
     }
@@ -145,34 +148,51 @@ fn limited(app: &App) -> ApiError {
 }
 
 /// `X-RateLimit-*`, the IETF draft's `RateLimit`/`RateLimit-Policy`, and on a
-/// refusal `Retry-After`.
+/// refusal `Retry-After`. The `ietf-ratelimit` and `x-ratelimit-epoch`
+/// variants each keep only their own form (both when both are on).
 fn add_rate_headers(app: &App, headers: &mut HeaderMap, d: &Decision, refused: bool) {
     if app.has(Fault::NoRateLimitHints) {
         return;
     }
-    let capacity = app.config.rate_limit.capacity;
-    let window = app.lock_buckets().window_secs();
-    set(headers, "x-ratelimit-limit", &capacity.to_string());
-    set(headers, "x-ratelimit-remaining", &d.remaining.to_string());
-    set(headers, "x-ratelimit-reset", &d.reset_secs.to_string());
-    set(
-        headers,
-        "ratelimit-policy",
-        &format!("\"default\";q={capacity};w={window}"),
-    );
-    set(
-        headers,
-        "ratelimit",
-        &format!("\"default\";r={};t={}", d.remaining, d.reset_secs),
-    );
+    let (limit, window) = {
+        let limiter = app.lock_limiter();
+        (limiter.limit(), limiter.window_secs())
+    };
+    let ietf_only = app.variant(Variant::IetfRatelimit);
+    let epoch_only = app.variant(Variant::XRatelimitEpoch);
+    let default_forms = !ietf_only && !epoch_only;
+    if default_forms || epoch_only {
+        let reset = if epoch_only {
+            time::unix_secs_ceil(SystemTime::now() + d.reset_in)
+        } else {
+            d.reset_secs()
+        };
+        set(headers, "x-ratelimit-limit", &limit.to_string());
+        set(headers, "x-ratelimit-remaining", &d.remaining.to_string());
+        set(headers, "x-ratelimit-reset", &reset.to_string());
+    }
+    if default_forms || ietf_only {
+        set(
+            headers,
+            "ratelimit-policy",
+            &format!("\"default\";q={limit};w={window}"),
+        );
+        set(
+            headers,
+            "ratelimit",
+            &format!("\"default\";r={};t={}", d.remaining, d.reset_secs()),
+        );
+    }
     if refused {
         let retry_after = if app.has(Fault::RetryAfterInPast) {
             let past = SystemTime::now()
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             httpdate::fmt_http_date(past)
+        } else if app.variant(Variant::RetryAfterDate) {
+            time::http_date_ceil(SystemTime::now() + d.retry_in)
         } else {
-            d.retry_after_secs.max(1).to_string()
+            d.retry_after_secs().max(1).to_string()
         };
         set(headers, "retry-after", &retry_after);
     }

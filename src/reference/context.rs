@@ -2,7 +2,8 @@
 //!
 //! Every response, whatever produced it (a handler, the auth layer, a
 //! fallback), passes through [`request_context`], which
-//! - gives it a fresh `req_<24 hex>` id in `X-Request-Id`,
+//! - gives it a fresh `req_<24 hex>` id in `X-Request-Id` (under the
+//!   `echo-request-id` variant, the client's own `X-Request-Id` when sane),
 //! - renders a pending [`ErrorInfo`] into the error envelope with the same id,
 //! - writes one JSON line to the request log and emits the same fields through
 //!   `tracing`. The API key is never logged.
@@ -12,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -21,6 +22,7 @@ use super::error::{ApiError, ErrorInfo};
 use super::faults::Fault;
 use super::state::{new_request_id, App};
 use super::time;
+use super::variants::Variant;
 
 /// The response header carrying the request id.
 pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -38,7 +40,7 @@ pub(crate) async fn request_context(
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
-    let request_id = app.request_id();
+    let request_id = echoed_request_id(&app, req.headers()).unwrap_or_else(|| app.request_id());
 
     let mut res = next.run(req).await;
 
@@ -97,6 +99,21 @@ pub(crate) async fn request_context(
         }
     }
     res
+}
+
+/// Longest client request id the `echo-request-id` variant adopts.
+const MAX_ECHOED_ID_LEN: usize = 128;
+
+/// The client's `X-Request-Id` under `echo-request-id`, when it is 1 to 128
+/// visible ASCII characters (anything else gets a generated id, so that no
+/// request can put odd bytes into headers, bodies or the log).
+fn echoed_request_id(app: &App, headers: &HeaderMap) -> Option<String> {
+    if !app.variant(Variant::EchoRequestId) {
+        return None;
+    }
+    let id = headers.get(REQUEST_ID_HEADER)?.as_bytes();
+    let sane = (1..=MAX_ECHOED_ID_LEN).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic);
+    sane.then(|| String::from_utf8_lossy(id).into_owned())
 }
 
 /// The job id in a path that names one, e.g. `/v1/jobs/{id}/start`.

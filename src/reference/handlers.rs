@@ -25,6 +25,7 @@ use super::state::{
     random_alphanumeric, App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE,
 };
 use super::time;
+use super::variants::Variant;
 use super::Caller;
 
 /// Largest accepted upload.
@@ -109,13 +110,16 @@ fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
         ("processing", "Job created and processing started")
     } else {
         (
-            "pending",
+            app.status_name(Status::Pending),
             "Job created; start it with POST /v1/jobs/{id}/start",
         )
     };
     Ok(Reply {
         status: StatusCode::CREATED,
         body: json!({ "success": true, "id": id, "status": status, "message": message }),
+        location: app
+            .variant(Variant::Create201)
+            .then(|| format!("/v1/jobs/{id}")),
         job_id: Some(id),
     })
 }
@@ -205,11 +209,7 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
     let Some(job) = store.jobs.get_mut(&id) else {
         return Err(ApiError::job_not_found());
     };
-    let snap = job.snapshot(
-        Instant::now(),
-        app.config.job_duration,
-        app.has(Fault::JobNeverFinishes),
-    );
+    let snap = app.snapshot(job);
     let owner = job.tenant;
     if snap.status == Status::Pending {
         if let Some(model) = model {
@@ -221,10 +221,16 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
             return Err(insufficient_credits(cost, credits));
         }
         store.start(&id, Instant::now());
+        let status = if app.variant(Variant::Create201) {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
         return Ok(Reply {
-            status: StatusCode::OK,
+            status,
             body: json!({ "success": true, "id": id, "status": "processing", "message": "Job started" }),
             job_id: Some(id),
+            location: None,
         });
     }
     if app.has(Fault::Start5xxWhenRunning) {
@@ -238,10 +244,11 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
         body: json!({
             "success": true,
             "id": id,
-            "status": snap.status.name(),
+            "status": app.status_name(snap.status),
             "message": "Job already started; nothing was charged",
         }),
         job_id: Some(id),
+        location: None,
     })
 }
 
@@ -338,10 +345,15 @@ pub(crate) async fn list_jobs(
     let offset = int_param(&params, "offset", 0, 0, u64::MAX)?;
     let status = match params.get("status").map(String::as_str) {
         None | Some("") => None,
-        Some(s) => Some(Status::parse_filter(s).ok_or_else(|| {
-            ApiError::invalid(
-                "status must be one of: pending, created, processing, completed, failed",
-            )
+        Some(s) => Some(app.parse_status_filter(s).ok_or_else(|| {
+            let pre_processing = if app.variant(Variant::CreatedState) {
+                "created"
+            } else {
+                "pending, created"
+            };
+            ApiError::invalid(format!(
+                "status must be one of: {pre_processing}, processing, completed, failed"
+            ))
         })?),
     };
     let origin = origin(&headers, &uri);
@@ -361,15 +373,14 @@ pub(crate) async fn list_jobs(
         .take(limit as usize)
         .map(|(job, snap)| job_json(&app, job, snap, &origin))
         .collect();
-    let list_key = if app.has(Fault::ListBadShape) {
-        "items"
+    let body = if app.has(Fault::ListBadShape) {
+        json!({ "items": page, "total": total, "limit": limit, "offset": offset })
+    } else if app.variant(Variant::BareArrayList) {
+        Value::Array(page)
     } else {
-        "jobs"
+        json!({ "jobs": page, "total": total, "limit": limit, "offset": offset })
     };
-    Ok(
-        Json(json!({ list_key: page, "total": total, "limit": limit, "offset": offset }))
-            .into_response(),
-    )
+    Ok(Json(body).into_response())
 }
 
 /// Finds the caller's job for a path id, applying the not-found faults.
@@ -434,11 +445,11 @@ fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
     let created_at = if app.has(Fault::JobBadCreatedAt) {
         time::european(job.created_at)
     } else {
-        time::rfc3339(job.created_at)
+        timestamp(app, job.created_at)
     };
-    json!({
+    let mut body = json!({
         "id": job.id,
-        "status": snap.status.name(),
+        "status": app.status_name(snap.status),
         "progress": progress,
         "output_url": output_url,
         "error": error,
@@ -449,7 +460,28 @@ fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
         "output_format": job.output_format.name(),
         "video_url": job.video_url,
         "webhook_url": job.webhook_url,
-    })
+    });
+    if app.variant(Variant::ExtraFields) {
+        if let Some(obj) = body.as_object_mut() {
+            let queued = snap.status == Status::Pending;
+            obj.insert("queue_position".into(), json!(queued.then_some(1)));
+            obj.insert("region".into(), json!("eu-west-1"));
+            obj.insert(
+                "meta".into(),
+                json!({ "engine": "reference", "attempt": 1, "tags": ["sandbox"] }),
+            );
+        }
+    }
+    body
+}
+
+/// A timestamp as the server writes it (`offset-timestamps` changes the form).
+fn timestamp(app: &App, t: SystemTime) -> String {
+    if app.variant(Variant::OffsetTimestamps) {
+        time::rfc3339_offset_millis(t)
+    } else {
+        time::rfc3339(t)
+    }
 }
 
 fn output_url(origin: &str, job: &Job) -> String {
@@ -527,7 +559,7 @@ pub(crate) async fn usage_events(
                 "job_id": e.job_id,
                 "type": "charge",
                 "credits": e.credits,
-                "created_at": time::rfc3339(e.created_at),
+                "created_at": timestamp(&app, e.created_at),
             })
         })
         .collect();

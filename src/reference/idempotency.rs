@@ -38,11 +38,17 @@ pub(crate) struct Reply {
     pub body: Value,
     /// The job the request created or started, for the request log.
     pub job_id: Option<String>,
+    /// A `Location` header (the `create-201` variant), replayed with the rest.
+    pub location: Option<String>,
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let mut res = (self.status, axum::Json(self.body)).into_response();
+        if let Some(value) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            res.headers_mut()
+                .insert(axum::http::header::LOCATION, value);
+        }
         if let Some(id) = self.job_id {
             res.extensions_mut().insert(LogJobId(id));
         }

@@ -6,11 +6,14 @@
 //! [`run`] (serve on a bound listener until a shutdown signal) and
 //! [`RunningServer`] (serve on a background task). [`ServerConfig::faults`]
 //! switches on deliberate contract violations ([`Fault`]) so the harness can
-//! prove that each of its checks is able to fail.
+//! prove that each of its checks is able to fail, and [`ServerConfig::variants`]
+//! switches on conforming alternatives ([`Variant`]) so it can prove that it
+//! accepts every reading the contract allows.
 //!
 //! Layout: `auth` (keys and rate limits), `context` (request ids, error
 //! envelopes, the request log), `handlers` (routes), `state` (tenants, jobs and
-//! their time-driven lifecycle), `idempotency`, `ratelimit`, `faults`.
+//! their time-driven lifecycle), `idempotency`, `ratelimit`, `faults`,
+//! `variants`.
 
 mod auth;
 mod context;
@@ -22,6 +25,7 @@ mod log;
 mod ratelimit;
 mod state;
 mod time;
+mod variants;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +48,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, UnknownFault};
+pub use variants::{UnknownVariant, Variant};
 
 use state::App;
 
@@ -60,10 +65,12 @@ pub struct ServerConfig {
     pub initial_credits: u64,
     /// Time from processing to the terminal state.
     pub job_duration: Duration,
-    /// The per-key token bucket.
+    /// The per-key token bucket (the `sliding-window` variant replaces it).
     pub rate_limit: RateLimitConfig,
     /// Deliberate contract violations to commit.
     pub faults: BTreeSet<Fault>,
+    /// Conforming alternative behaviours to take.
+    pub variants: BTreeSet<Variant>,
     /// Where to append one JSON line per request, flushed per line.
     pub log_file: Option<PathBuf>,
 }
@@ -96,6 +103,7 @@ impl Default for ServerConfig {
             job_duration: Duration::from_secs(1),
             rate_limit: RateLimitConfig::default(),
             faults: BTreeSet::new(),
+            variants: BTreeSet::new(),
             log_file: None,
         }
     }
@@ -113,6 +121,7 @@ impl fmt::Debug for ServerConfig {
             .field("job_duration", &self.job_duration)
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
+            .field("variants", &self.variants)
             .field("log_file", &self.log_file)
             .finish()
     }

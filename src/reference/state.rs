@@ -15,7 +15,8 @@ use rand::Rng;
 use super::faults::Fault;
 use super::idempotency::{Entry, SlotKey};
 use super::log::RequestLog;
-use super::ratelimit::Buckets;
+use super::ratelimit::{Buckets, Limiter, Windows, SLIDING_LIMIT, SLIDING_WINDOW};
+use super::variants::Variant;
 use super::ServerConfig;
 
 /// A processing model and its price.
@@ -359,7 +360,7 @@ impl Store {
 pub(crate) struct App {
     pub config: ServerConfig,
     pub store: Mutex<Store>,
-    pub buckets: Mutex<Buckets>,
+    pub limiter: Mutex<Limiter>,
     pub log: Option<RequestLog>,
     /// The one id every response carries under the `reused-request-id` fault.
     pub fixed_request_id: String,
@@ -387,7 +388,11 @@ impl App {
             });
         }
         App {
-            buckets: Mutex::new(Buckets::new(&config.rate_limit)),
+            limiter: Mutex::new(if config.variants.contains(&Variant::SlidingWindow) {
+                Limiter::Window(Windows::new(SLIDING_LIMIT, SLIDING_WINDOW))
+            } else {
+                Limiter::Bucket(Buckets::new(&config.rate_limit))
+            }),
             store: Mutex::new(Store {
                 tenants,
                 ..Store::default()
@@ -404,14 +409,19 @@ impl App {
         self.config.faults.contains(&fault)
     }
 
+    /// Whether a variant is switched on.
+    pub(crate) fn variant(&self, variant: Variant) -> bool {
+        self.config.variants.contains(&variant)
+    }
+
     /// Locks the store. A poisoned lock (a panic elsewhere) is recovered: the
     /// data is plain values, and a test server must keep answering.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn lock_buckets(&self) -> MutexGuard<'_, Buckets> {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock_limiter(&self) -> MutexGuard<'_, Limiter> {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The id of the next response.
@@ -423,14 +433,46 @@ impl App {
         }
     }
 
-    /// A job's state now, honouring `job-never-finishes`.
+    /// A job's state now, honouring `job-never-finishes` and `integer-progress`.
     pub(crate) fn snapshot(&self, job: &Job) -> Snapshot {
-        job.snapshot(
+        let mut snap = job.snapshot(
             Instant::now(),
             self.config.job_duration,
             self.has(Fault::JobNeverFinishes),
-        )
+        );
+        if self.variant(Variant::IntegerProgress) && snap.status != Status::Completed {
+            snap.progress = delayed_progress(snap.progress);
+        }
+        snap
     }
+
+    /// The name clients see for a status (`created` under `created-state`).
+    pub(crate) fn status_name(&self, status: Status) -> &'static str {
+        if status == Status::Pending && self.variant(Variant::CreatedState) {
+            "created"
+        } else {
+            status.name()
+        }
+    }
+
+    /// Parses a `status=` filter: both pre-processing names by default, only
+    /// `created` under `created-state`.
+    pub(crate) fn parse_status_filter(&self, s: &str) -> Option<Status> {
+        if s == "pending" && self.variant(Variant::CreatedState) {
+            return None;
+        }
+        Status::parse_filter(s)
+    }
+}
+
+/// Share of the job duration the `integer-progress` variant holds progress at 0.
+const PRE_PHASE_PERCENT: u64 = 20;
+
+/// Maps a linear progress (0 to 99 while processing) to one that stays 0 for
+/// the pre-phase and then rises to 99; monotone, so progress never goes down.
+fn delayed_progress(linear: u64) -> u64 {
+    let rising = linear.saturating_sub(PRE_PHASE_PERCENT);
+    (rising * 100 / (100 - PRE_PHASE_PERCENT)).min(99)
 }
 
 /// `req_` + 24 random hex digits.
@@ -516,6 +558,15 @@ mod tests {
         assert_eq!(failed.duration_seconds, Some(5.0));
         let never = j.snapshot(t0 + Duration::from_secs(100), d, true);
         assert_eq!((never.status, never.progress), (Status::Processing, 99));
+    }
+
+    #[test]
+    fn delayed_progress_holds_then_rises_monotonically() {
+        assert_eq!(delayed_progress(0), 0);
+        assert_eq!(delayed_progress(20), 0);
+        assert_eq!(delayed_progress(60), 50);
+        assert_eq!(delayed_progress(99), 98);
+        assert!((0..100).all(|p| delayed_progress(p) <= delayed_progress(p + 1)));
     }
 
     #[test]

@@ -985,3 +985,378 @@ fn config_debug_hides_keys() {
     assert!(!shown.contains("sk_live_"));
     assert_ne!(config.second_key, config.broke_key);
 }
+
+// ---------------------------------------------------------------------------
+// Variants: each one's observable behaviour (the strict suite run against each
+// is in tests/variants.rs).
+
+fn with_variants(variants: &[Variant]) -> ServerConfig {
+    ServerConfig {
+        variants: variants.iter().copied().collect(),
+        ..config()
+    }
+}
+
+/// A server with `variants` whose bucket holds 3 requests and regains 2 per second.
+fn tight(variants: &[Variant]) -> Router {
+    app(ServerConfig {
+        rate_limit: RateLimitConfig {
+            capacity: 3,
+            refill_per_second: 2.0,
+        },
+        ..with_variants(variants)
+    })
+}
+
+/// Sends `n` list requests as `A`, returning the last answer.
+async fn list_n(app: &Router, n: usize) -> Answer {
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(call(Method::GET, "/v1/jobs").key(A).send(app).await);
+    }
+    last.expect("n > 0")
+}
+
+const X_RATELIMIT: [&str; 3] = [
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+const IETF_RATELIMIT: [&str; 2] = ["ratelimit", "ratelimit-policy"];
+
+fn absent(a: &Answer, names: &[&str]) {
+    for name in names {
+        assert_eq!(a.header(name), None, "{name} in {:?}", a.headers);
+    }
+}
+
+#[tokio::test]
+async fn retry_after_date_is_never_before_the_retry_instant() {
+    let app = app(ServerConfig {
+        rate_limit: RateLimitConfig {
+            capacity: 1,
+            refill_per_second: 0.5,
+        },
+        ..with_variants(&[Variant::RetryAfterDate])
+    });
+    let before = std::time::SystemTime::now();
+    assert_eq!(list_n(&app, 1).await.status, StatusCode::OK);
+    let limited = list_n(&app, 1).await;
+    let received = std::time::SystemTime::now();
+    assert_envelope(&limited, 429, "rate_limited");
+    let value = limited.header("retry-after").unwrap();
+    assert!(value.ends_with(" GMT"), "an IMF-fixdate: {value}");
+    let date = httpdate::parse_http_date(value).unwrap();
+    // The token is back 2 s after the first request; the date rounds that up.
+    let back = before + Duration::from_secs(2);
+    assert!(date >= back - Duration::from_millis(50), "{value}");
+    assert!(date > received, "in the future when it arrives: {value}");
+    assert!(date <= received + Duration::from_secs(3), "{value}");
+}
+
+#[tokio::test]
+async fn ietf_ratelimit_sends_only_the_structured_fields() {
+    let app = tight(&[Variant::IetfRatelimit]);
+    let ok = list_n(&app, 1).await;
+    assert_eq!(ok.header("ratelimit-policy"), Some("\"default\";q=3;w=2"));
+    assert_eq!(ok.header("ratelimit"), Some("\"default\";r=2;t=1"));
+    absent(&ok, &X_RATELIMIT);
+    absent(
+        &ok,
+        &["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"],
+    );
+    let limited = list_n(&app, 3).await;
+    assert_envelope(&limited, 429, "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert!(limited
+        .header("ratelimit")
+        .unwrap()
+        .starts_with("\"default\";r=0;t="));
+    absent(&limited, &X_RATELIMIT);
+}
+
+#[tokio::test]
+async fn x_ratelimit_epoch_resets_at_a_unix_time() {
+    let app = tight(&[Variant::XRatelimitEpoch]);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = now();
+    let ok = list_n(&app, 1).await;
+    assert_eq!(ok.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(ok.header("x-ratelimit-remaining"), Some("2"));
+    let reset: u64 = ok.header("x-ratelimit-reset").unwrap().parse().unwrap();
+    assert!((before..=now() + 2).contains(&reset), "reset {reset}");
+    absent(&ok, &IETF_RATELIMIT);
+    let limited = list_n(&app, 3).await;
+    assert_envelope(&limited, 429, "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
+    absent(&limited, &IETF_RATELIMIT);
+}
+
+#[tokio::test]
+async fn both_header_variants_send_both_forms() {
+    let app = tight(&[Variant::IetfRatelimit, Variant::XRatelimitEpoch]);
+    let ok = list_n(&app, 1).await;
+    for name in X_RATELIMIT.iter().chain(&IETF_RATELIMIT) {
+        assert!(ok.header(name).is_some(), "{name} missing");
+    }
+}
+
+#[tokio::test]
+async fn created_state_renames_pending_everywhere() {
+    let app = app(with_variants(&[Variant::CreatedState]));
+    let made = create(
+        &app,
+        A,
+        json!({"video_url": "https://v.test/a.mp4", "auto_start": false}),
+    )
+    .await;
+    assert_eq!(made.body["status"], "created");
+    let id = made.body["id"].as_str().unwrap();
+    assert_eq!(get_job(&app, A, id).await.body["status"], "created");
+    let listed = call(Method::GET, "/v1/jobs?status=created")
+        .key(A)
+        .send(&app)
+        .await;
+    assert_eq!(listed.body["jobs"][0]["status"], "created");
+    assert_eq!(listed.body["total"], 1);
+    let refused = call(Method::GET, "/v1/jobs?status=pending")
+        .key(A)
+        .send(&app)
+        .await;
+    assert_envelope(&refused, 400, "invalid_request");
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(!message.contains("pending"), "{message}");
+    // Without the variant both names filter.
+    let plain = app_with_pending_job().await;
+    for name in ["pending", "created"] {
+        let path = format!("/v1/jobs?status={name}");
+        let page = call(Method::GET, &path).key(A).send(&plain).await;
+        assert_eq!(page.body["total"], 1, "{name}");
+        assert_eq!(page.body["jobs"][0]["status"], "pending");
+    }
+}
+
+async fn app_with_pending_job() -> Router {
+    let plain = app(config());
+    let made = create(
+        &plain,
+        A,
+        json!({"video_url": "https://v.test/a.mp4", "auto_start": false}),
+    )
+    .await;
+    assert_eq!(made.body["status"], "pending");
+    plain
+}
+
+#[tokio::test]
+async fn create_201_gives_a_location_and_start_202() {
+    let app = app(with_variants(&[Variant::Create201]));
+    let body = json!({"video_url": "https://v.test/a.mp4", "auto_start": false});
+    let made = call(Method::POST, "/v1/jobs")
+        .key(A)
+        .json(body.clone())
+        .header("idempotency-key", "k-201")
+        .send(&app)
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let id = made.body["id"].as_str().unwrap();
+    let location = made.header("location").unwrap();
+    assert_eq!(location, format!("/v1/jobs/{id}"));
+    assert_eq!(get_job(&app, A, id).await.body["id"], id);
+    // A replay carries the same Location.
+    let replay = call(Method::POST, "/v1/jobs")
+        .key(A)
+        .json(body)
+        .header("idempotency-key", "k-201")
+        .send(&app)
+        .await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.header("location"), Some(location));
+    let start_path = format!("/v1/jobs/{id}/start");
+    let started = call(Method::POST, &start_path).key(A).send(&app).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    assert_eq!(started.body["status"], "processing");
+    assert_eq!(started.header("location"), None);
+    // Starting again accepts nothing new.
+    let again = call(Method::POST, &start_path).key(A).send(&app).await;
+    assert_eq!(again.status, StatusCode::OK);
+}
+
+/// `2026-12-02T03:04:05.123+00:00`.
+fn is_offset_millis(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() == 29
+        && s.ends_with("+00:00")
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[20..23].iter().all(u8::is_ascii_digit)
+}
+
+#[tokio::test]
+async fn offset_timestamps_have_millis_and_an_offset() {
+    let app = app(with_variants(&[Variant::OffsetTimestamps]));
+    let id = create(&app, A, json!({"video_url": "https://v.test/a.mp4"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created_at = get_job(&app, A, &id).await.body["created_at"].clone();
+    assert!(
+        is_offset_millis(created_at.as_str().unwrap()),
+        "{created_at}"
+    );
+    let events = call(Method::GET, "/v1/usage/events")
+        .key(A)
+        .send(&app)
+        .await;
+    let event_at = events.body["events"][0]["created_at"].as_str().unwrap();
+    assert!(is_offset_millis(event_at), "{event_at}");
+}
+
+#[tokio::test]
+async fn integer_progress_holds_at_zero_then_rises() {
+    let app = app(ServerConfig {
+        job_duration: Duration::from_millis(1000),
+        ..with_variants(&[Variant::IntegerProgress])
+    });
+    let id = create(&app, A, json!({"video_url": "https://v.test/a.mp4"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let early = get_job(&app, A, &id).await;
+    assert_eq!(early.body["status"], "processing");
+    assert_eq!(early.body["progress"], 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = get_job(&app, A, &id).await;
+    let progress = later.body["progress"].as_u64().expect("an integer");
+    assert!((1..100).contains(&progress), "{}", later.body);
+    let mut last = progress;
+    loop {
+        let job = get_job(&app, A, &id).await;
+        let now = job.body["progress"].as_u64().expect("an integer");
+        assert!(now >= last, "progress went down: {last} then {now}");
+        last = now;
+        if job.body["status"] == "completed" {
+            assert_eq!(now, 100);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn bare_array_list_answers_the_jobs_alone() {
+    let app = app(with_variants(&[Variant::BareArrayList]));
+    let empty = call(Method::GET, "/v1/jobs").key(A).send(&app).await;
+    assert_eq!(empty.body, json!([]));
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let body = json!({"video_url": format!("https://v.test/{i}.mp4")});
+        ids.push(create(&app, A, body).await.body["id"].clone());
+    }
+    let page = call(Method::GET, "/v1/jobs").key(A).send(&app).await;
+    let jobs = page.body.as_array().expect("a bare array");
+    let got: Vec<&Value> = jobs.iter().map(|j| &j["id"]).collect();
+    assert_eq!(got, vec![&ids[1], &ids[0]], "newest first");
+    assert!(jobs.iter().all(|j| j["created_at"].is_string()));
+}
+
+#[tokio::test]
+async fn sliding_window_allows_eight_a_second() {
+    // The configured bucket would allow far more: the window replaces it.
+    let app = app(ServerConfig {
+        rate_limit: RateLimitConfig {
+            capacity: 1000,
+            refill_per_second: 1000.0,
+        },
+        ..with_variants(&[Variant::SlidingWindow])
+    });
+    let eighth = list_n(&app, 8).await;
+    assert_eq!(eighth.status, StatusCode::OK);
+    assert_eq!(eighth.header("x-ratelimit-limit"), Some("8"));
+    assert_eq!(eighth.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(
+        eighth.header("ratelimit-policy"),
+        Some("\"default\";q=8;w=1")
+    );
+    let limited = list_n(&app, 1).await;
+    assert_envelope(&limited, 429, "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("ratelimit"), Some("\"default\";r=0;t=1"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let back = list_n(&app, 1).await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(back.header("x-ratelimit-remaining"), Some("7"));
+}
+
+#[tokio::test]
+async fn extra_fields_ride_along_on_every_job_object() {
+    let app = app(with_variants(&[Variant::ExtraFields]));
+    let id = create(&app, A, json!({"video_url": "https://v.test/a.mp4"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = get_job(&app, A, &id).await.body;
+    assert_eq!(job["region"], "eu-west-1");
+    assert!(job["meta"].is_object(), "{job}");
+    assert!(job.get("queue_position").is_some(), "{job}");
+    let page = call(Method::GET, "/v1/jobs").key(A).send(&app).await;
+    assert!(page.body["jobs"][0]["meta"].is_object());
+    // Without the variant the job object has no such fields.
+    let plain = app_with_pending_job().await;
+    let page = call(Method::GET, "/v1/jobs").key(A).send(&plain).await;
+    assert!(page.body["jobs"][0].get("meta").is_none());
+}
+
+#[tokio::test]
+async fn echo_request_id_adopts_a_sane_client_id() {
+    let echoing = app(with_variants(&[Variant::EchoRequestId]));
+    let mine = "trace-0123456789abcdef";
+    let ok = call(Method::GET, "/v1/jobs")
+        .key(A)
+        .header("x-request-id", mine)
+        .send(&echoing)
+        .await;
+    assert_eq!(ok.request_id(), mine);
+    let missing = call(Method::GET, "/v1/jobs/job_nope")
+        .key(A)
+        .header("x-request-id", mine)
+        .send(&echoing)
+        .await;
+    assert_envelope(&missing, 404, "job_not_found");
+    assert_eq!(missing.request_id(), mine);
+    let longest = "r".repeat(128);
+    for (sent, adopted) in [
+        (longest.as_str(), true),
+        (&"r".repeat(129), false),
+        ("has space", false),
+        ("", false),
+    ] {
+        let a = call(Method::GET, "/health")
+            .header("x-request-id", sent)
+            .send(&echoing)
+            .await;
+        assert_eq!(a.request_id() == sent, adopted, "{sent:?}");
+        if !adopted {
+            assert!(is_request_id(a.request_id()), "{sent:?}");
+        }
+    }
+    // Without the variant a client id is ignored.
+    let plain = app(config());
+    let a = call(Method::GET, "/health")
+        .header("x-request-id", mine)
+        .send(&plain)
+        .await;
+    assert!(is_request_id(a.request_id()));
+}

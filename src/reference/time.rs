@@ -70,6 +70,29 @@ pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
     )
 }
 
+/// `2026-11-27T12:00:00.123+00:00`: milliseconds and a numeric UTC offset
+/// (the `offset-timestamps` variant).
+pub(crate) fn rfc3339_offset_millis(t: SystemTime) -> String {
+    let c = Civil::from_system(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        c.year, c.month, c.day, c.hour, c.minute, c.second, c.millis
+    )
+}
+
+/// Whole seconds since the Unix epoch, rounded up, so that an instant sent at
+/// one-second resolution is never earlier than the one meant.
+pub(crate) fn unix_secs_ceil(t: SystemTime) -> u64 {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    since.as_secs() + u64::from(since.subsec_nanos() > 0)
+}
+
+/// An IMF-fixdate (HTTP-date) of `t` rounded up to the next whole second, so
+/// that it is never earlier than `t`.
+pub(crate) fn http_date_ceil(t: SystemTime) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(unix_secs_ceil(t)))
+}
+
 /// `2026-11-27`: the UTC calendar day.
 pub(crate) fn date(t: SystemTime) -> String {
     let c = Civil::from_system(t);
@@ -96,6 +119,7 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2026-11-27T12:00:00.123Z");
         assert_eq!(date(t), "2026-11-27");
         assert_eq!(european(t), "27/11/2026 12:00:00");
+        assert_eq!(rfc3339_offset_millis(t), "2026-11-27T12:00:00.123+00:00");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29T00:00:00Z
@@ -107,5 +131,15 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(httpdate::fmt_http_date(t), "Tue, 14 Nov 2023 22:13:20 GMT");
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn second_resolution_rounds_up() {
+        let whole = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(unix_secs_ceil(whole), 1_700_000_000);
+        assert_eq!(http_date_ceil(whole), "Tue, 14 Nov 2023 22:13:20 GMT");
+        let later = whole + Duration::from_nanos(1);
+        assert_eq!(unix_secs_ceil(later), 1_700_000_001);
+        assert_eq!(http_date_ceil(later), "Tue, 14 Nov 2023 22:13:21 GMT");
     }
 }

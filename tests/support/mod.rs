@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use apiconform::client::{ClientConfig, HttpClient};
 use apiconform::context::{RunContext, RunOptions};
 use apiconform::record::{CheckRecord, RunRecord};
-use apiconform::reference::{Fault, RateLimitConfig, RunningServer, ServerConfig};
+use apiconform::reference::{Fault, RateLimitConfig, RunningServer, ServerConfig, Variant};
 use apiconform::runner::Plan;
 use apiconform::schemas::SchemaSet;
 use apiconform::suite::Suite;
@@ -35,9 +35,19 @@ pub async fn start_server(
     faults: &[Fault],
     dir: &std::path::Path,
 ) -> (RunningServer, ServerConfig, PathBuf) {
+    start_server_with(faults, &[], dir).await
+}
+
+/// Like [`start_server`], with conforming `variants` switched on too.
+pub async fn start_server_with(
+    faults: &[Fault],
+    variants: &[Variant],
+    dir: &std::path::Path,
+) -> (RunningServer, ServerConfig, PathBuf) {
     let log = dir.join("server.log");
     let config = ServerConfig {
         faults: faults.iter().copied().collect(),
+        variants: variants.iter().copied().collect(),
         // Long enough for a few polls while processing (progress-goes-down needs two).
         job_duration: Duration::from_millis(500),
         log_file: Some(log.clone()),
@@ -57,8 +67,28 @@ pub async fn start_server(
 /// Run every check of the bundled default suite against a reference server with `faults`,
 /// as the embedded run does (writes allowed, second key, log file); outcomes by check name.
 pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord> {
+    run_default_suite_with(faults, &[], false).await
+}
+
+/// Client pacing, requests per second: under the reference limit (40, or 8 with the
+/// `sliding-window` variant), as a user would set `--rate` for the target.
+fn pace(variants: &[Variant]) -> f64 {
+    if variants.contains(&Variant::SlidingWindow) {
+        6.0
+    } else {
+        30.0
+    }
+}
+
+/// Like [`run_default_suite`], with conforming `variants` switched on and `strict` (SHOULD
+/// findings fail rather than warn) as given.
+pub async fn run_default_suite_with(
+    faults: &[Fault],
+    variants: &[Variant],
+    strict: bool,
+) -> BTreeMap<String, CheckRecord> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, config, log) = start_server(faults, dir.path()).await;
+    let (server, config, log) = start_server_with(faults, variants, dir.path()).await;
     let mut suite = Suite::load(None).expect("bundled suite");
     // The reference bucket holds 40 and refills 40/s: a burst of up to 400 empties it unless
     // it runs slower than about 44 requests/s, which even a starved debug build outpaces.
@@ -70,7 +100,7 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
         ClientConfig {
             second_key: config.second_key.clone(),
             broke_key: config.broke_key.clone(),
-            requests_per_second: Some(30.0),
+            requests_per_second: Some(pace(variants)),
             ..ClientConfig::new(server.base_url.clone(), Some(config.primary_key.clone()))
         },
         &suite.settings,
@@ -79,7 +109,7 @@ pub async fn run_default_suite(faults: &[Fault]) -> BTreeMap<String, CheckRecord
     .expect("client");
     let options = RunOptions {
         allow_writes: true,
-        strict: false,
+        strict,
         logs: Some(log),
         job_id: None,
         poll_interval: Some(Duration::from_millis(50)),

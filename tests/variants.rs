@@ -1,0 +1,129 @@
+//! The default suite, strict, against the reference server with each conforming variant
+//! alone and with all of them at once: every check passes, since a variant breaks no rule.
+
+mod support;
+
+use std::time::Duration;
+
+use apiconform::record::Outcome;
+use apiconform::reference::Variant;
+use tokio::sync::Semaphore;
+
+/// Suite runs going at once, across the tests of this file.
+static RUNS: Semaphore = Semaphore::const_new(3);
+
+/// Time allowed for one suite run (the sliding-window run paces itself at 6 requests/s).
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// Runs the strict default suite with `variants` and asserts that every check passed.
+async fn passes_strict(variants: &[Variant]) {
+    let _slot = RUNS.acquire().await.expect("the semaphore is never closed");
+    let outcomes = tokio::time::timeout(
+        RUN_LIMIT,
+        support::run_default_suite_with(&[], variants, true),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the run with {variants:?} did not finish in {RUN_LIMIT:?}"));
+    assert!(outcomes.len() >= 18, "only {} checks ran", outcomes.len());
+    let not_passed: Vec<String> = outcomes
+        .values()
+        .filter(|r| r.outcome != Outcome::Passed)
+        .map(|r| format!("{} {:?}: {}", r.name, r.outcome, r.message))
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "with {variants:?}, checks that did not pass:\n{}",
+        not_passed.join("\n")
+    );
+}
+
+/// One test per variant, so that each can be ignored on its own.
+macro_rules! variant_tests {
+    ($($(#[$attr:meta])* $test:ident => $variant:ident;)+) => {
+        $(
+            $(#[$attr])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                passes_strict(&[Variant::$variant]).await;
+            }
+        )+
+
+        /// Every variant has its test above.
+        #[test]
+        fn every_variant_is_tested() {
+            let tested = [$(Variant::$variant),+];
+            for variant in Variant::ALL {
+                assert!(tested.contains(variant), "no test for {variant}");
+            }
+        }
+    };
+}
+
+/// Variants the harness still reports false failures for; each one's test says why.
+const HARNESS_FIX_PENDING: &[Variant] = &[Variant::RetryAfterDate];
+
+variant_tests! {
+    #[ignore = "harness fix pending: rate_limit::hints judges the HTTP-date against the clock after the burst, not when the 429 arrived"]
+    retry_after_date => RetryAfterDate;
+    ietf_ratelimit => IetfRatelimit;
+    x_ratelimit_epoch => XRatelimitEpoch;
+    created_state => CreatedState;
+    create_201 => Create201;
+    offset_timestamps => OffsetTimestamps;
+    integer_progress => IntegerProgress;
+    bare_array_list => BareArrayList;
+    sliding_window => SlidingWindow;
+    extra_fields => ExtraFields;
+    echo_request_id => EchoRequestId;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_variant_strict() {
+    passes_strict(&[]).await;
+}
+
+#[ignore = "harness fix pending: retry-after-date (see HARNESS_FIX_PENDING)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_variants_at_once() {
+    passes_strict(Variant::ALL).await;
+}
+
+/// All at once but those awaiting a harness fix, so that the combination is covered today.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_harness_ready_variants_at_once() {
+    let ready: Vec<Variant> = Variant::ALL
+        .iter()
+        .copied()
+        .filter(|v| !HARNESS_FIX_PENDING.contains(v))
+        .collect();
+    passes_strict(&ready).await;
+}
+
+/// `serve --help` documents every variant, `--variant list` prints them, and an unknown name
+/// is a usage error that lists the valid ones.
+#[test]
+fn serve_documents_and_lists_variants() {
+    let limit = Duration::from_secs(30);
+    let help = support::text(&support::run_bin(&["serve", "--help"], &[], limit).stdout);
+    let listed = support::run_bin(&["serve", "--variant", "list"], &[], limit);
+    assert_eq!(listed.status.code(), Some(0));
+    let listed = support::text(&listed.stdout);
+    for variant in Variant::ALL {
+        assert!(
+            help.contains(variant.name()),
+            "serve --help lacks {variant}"
+        );
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(variant.name()))
+            .unwrap_or_else(|| panic!("--variant list lacks {variant}:\n{listed}"));
+        assert!(line.contains(variant.description()));
+    }
+    let bad = support::run_bin(&["serve", "--variant", "no-such-variant"], &[], limit);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = support::text(&bad.stderr);
+    assert!(
+        stderr.contains("no-such-variant") && stderr.contains("sliding-window"),
+        "{stderr}"
+    );
+}
