@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 /// Suite runs going at once, across the tests of this file.
 static RUNS: Semaphore = Semaphore::const_new(3);
 
-/// Time allowed for one suite run (the sliding-window run paces itself at 6 requests/s).
+/// Time allowed for one suite run (the sliding-window run paces itself under 8 requests/s).
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 /// Runs the strict default suite with `variants` and asserts that every check passed.
@@ -24,7 +24,14 @@ async fn passes_strict(variants: &[Variant]) {
     )
     .await
     .unwrap_or_else(|_| panic!("the run with {variants:?} did not finish in {RUN_LIMIT:?}"));
-    assert!(outcomes.len() >= 18, "only {} checks ran", outcomes.len());
+    let names: Vec<&String> = outcomes.keys().collect();
+    let mut expected = support::default_check_names();
+    expected.sort();
+    assert_eq!(
+        names,
+        expected.iter().collect::<Vec<_>>(),
+        "every check has one outcome"
+    );
     let not_passed: Vec<String> = outcomes
         .values()
         .filter(|r| r.outcome != Outcome::Passed)
@@ -59,11 +66,7 @@ macro_rules! variant_tests {
     };
 }
 
-/// Variants the harness still reports false failures for; each one's test says why.
-const HARNESS_FIX_PENDING: &[Variant] = &[Variant::RetryAfterDate];
-
 variant_tests! {
-    #[ignore = "harness fix pending: rate_limit::hints judges the HTTP-date against the clock after the burst, not when the 429 arrived"]
     retry_after_date => RetryAfterDate;
     ietf_ratelimit => IetfRatelimit;
     x_ratelimit_epoch => XRatelimitEpoch;
@@ -82,21 +85,9 @@ async fn no_variant_strict() {
     passes_strict(&[]).await;
 }
 
-#[ignore = "harness fix pending: retry-after-date (see HARNESS_FIX_PENDING)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_variants_at_once() {
     passes_strict(Variant::ALL).await;
-}
-
-/// All at once but those awaiting a harness fix, so that the combination is covered today.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_harness_ready_variants_at_once() {
-    let ready: Vec<Variant> = Variant::ALL
-        .iter()
-        .copied()
-        .filter(|v| !HARNESS_FIX_PENDING.contains(v))
-        .collect();
-    passes_strict(&ready).await;
 }
 
 /// `serve --help` documents every variant, `--variant list` prints them, and an unknown name
