@@ -367,7 +367,10 @@ fn planned_checks(suite: &Path, key_file: &Path, dir: &Path) -> Vec<String> {
         .flat_map(|decl| apiconform::checks::build(decl, &parsed).unwrap())
         .map(|(name, _)| name)
         .collect();
-    assert_eq!(names, expected, "--list shows every check of the suite, in order");
+    assert_eq!(
+        names, expected,
+        "--list shows every check of the suite, in order"
+    );
     names
 }
 
