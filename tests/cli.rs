@@ -500,3 +500,35 @@ fn a_closed_stdout_ends_list_and_dry_run_quietly() {
         );
     }
 }
+
+/// The CI examples end the run (and write the reports) well before the job's own timeout,
+/// which also has to cover the build.
+#[test]
+fn ci_examples_end_the_run_before_the_job_timeout() {
+    for (name, timeout) in [
+        ("github-actions.yml", "timeout-minutes: "),
+        ("gitlab-ci.yml", "timeout: "),
+    ] {
+        let example =
+            std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        // The last occurrence: the command line, after the comment that explains it.
+        let number_after = |key: &str| -> f64 {
+            let rest = &example[example
+                .rfind(key)
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+                + key.len()..];
+            rest.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        };
+        let job_seconds = number_after(timeout) * 60.0;
+        let deadline = number_after("--deadline ");
+        assert!(
+            deadline <= job_seconds * 0.75,
+            "{name}: --deadline {deadline} leaves too little of the job's {job_seconds} s"
+        );
+    }
+}
