@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
 use crate::client::{ClientConfig, HttpClient};
@@ -26,7 +26,9 @@ Exit codes:
   101  a check failed or could not reach a verdict
   2    usage or configuration error (bad flag, unreadable or malformed suite, schema that
        does not compile), or a report that cannot be written
-  3    the target could not be reached at all";
+  3    the target could not be reached at all
+  4    the filters selected no check to run (with --no-tests=fail, the default)
+  141  stdout was closed before the output ended (e.g. `--list | head -1`): a quiet stop";
 
 /// The embedded server regains this many requests per second after a burst, and the run
 /// paces itself a little below it, so only the burst meets the limit.
@@ -131,7 +133,11 @@ struct RunArgs {
     #[arg(long, value_name = "SECS", help_heading = "Limits")]
     connect_timeout: Option<f64>,
     /// Print the requests each check would send, marking side effects, and send nothing.
-    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    #[arg(
+        long,
+        conflicts_with = "list",
+        help_heading = "Selecting checks (as in cargo test)"
+    )]
     dry_run: bool,
     /// Allow sending the key over plain http:// to a host that is not loopback.
     #[arg(long, help_heading = "Limits")]
@@ -155,12 +161,23 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", help_heading = "Reports")]
     summary_md: Option<PathBuf>,
 
-    /// Run only checks whose name contains FILTER (e.g. `auth::`).
+    /// Run only checks whose name contains a FILTER (e.g. `auth::`); with several, a check
+    /// any of them matches is run.
     #[arg(
         value_name = "FILTER",
         help_heading = "Selecting checks (as in cargo test)"
     )]
-    filter: Option<String>,
+    filters: Vec<String>,
+    /// What to do when the filters select no check to run: `fail` (exit 4; a mistyped filter
+    /// in CI must not pass by running nothing), `warn` (say so, exit 0) or `pass` (exit 0).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHAT",
+        default_value_t = NoTests::Fail,
+        help_heading = "Selecting checks (as in cargo test)"
+    )]
+    no_tests: NoTests,
     /// FILTER must match a check name exactly.
     #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
     exact: bool,
@@ -175,7 +192,11 @@ struct RunArgs {
     #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
     list: bool,
     /// Run only the checks the suite marks `ignored = true` (slow or costly ones).
-    #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
+    #[arg(
+        long,
+        conflicts_with = "include_ignored",
+        help_heading = "Selecting checks (as in cargo test)"
+    )]
     ignored: bool,
     /// Run checks marked ignored too.
     #[arg(long, help_heading = "Selecting checks (as in cargo test)")]
@@ -183,8 +204,8 @@ struct RunArgs {
     /// Output format of the check lines.
     #[arg(long, value_enum, default_value_t = Format::Pretty, help_heading = "Output")]
     format: Format,
-    /// How many checks run at once (default: the number of CPUs).
-    #[arg(long, value_name = "N", help_heading = "Output")]
+    /// How many checks run at once, at least 1 (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = at_least_one, help_heading = "Output")]
     test_threads: Option<usize>,
     /// One character per check instead of one line (same as --format terse).
     #[arg(short, long, help_heading = "Output")]
@@ -236,6 +257,14 @@ enum Format {
     Json,
 }
 
+/// `--no-tests`: the answer to a selection that runs nothing (as in cargo-nextest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NoTests {
+    Fail,
+    Warn,
+    Pass,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
@@ -252,6 +281,11 @@ enum Color {
 /// The process entry point: every error ends as one line on stderr and a documented exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(message) = cli.run.contradiction() {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     init_logging(cli.run.verbose, cli.run.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -272,7 +306,9 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(error: &AppError) -> ExitCode {
-    eprintln!("error: {error}");
+    if !matches!(error, AppError::StdoutClosed) {
+        eprintln!("error: {error}");
+    }
     error.exit_code()
 }
 
@@ -388,14 +424,23 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     if embedded {
         libtest_args.test_threads = libtest_args.test_threads.or(Some(EMBEDDED_TEST_THREADS));
     }
-    let trials = plan.trials(runtime.handle());
+    let mut trials = plan.trials(runtime.handle());
+    let selection = Selection::new(&libtest_args, &args.filters);
 
     if args.list {
-        print_list(&plan, &libtest_args, &trials);
+        to_stdout(|out| print_list(out, &plan, &selection, &trials))?;
         return Ok(ExitCode::from(EXIT_OK));
     }
+    // Decided here, before the probe: a selection that runs nothing sends nothing.
+    if !trials
+        .iter()
+        .any(|t| selection.selects(t) && !libtest_args.is_ignored(t))
+    {
+        target.close(runtime);
+        return no_checks(args.no_tests, &args.filters);
+    }
     if args.dry_run {
-        print_plan(&plan, &libtest_args, &trials, &args);
+        to_stdout(|out| print_plan(out, &plan, &selection, &trials, &args))?;
         return Ok(ExitCode::from(EXIT_OK));
     }
     let headline = match &target.embedded {
@@ -410,7 +455,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
             plan.context.suite.source.display()
         ),
     };
-    print_headline(&libtest_args, &headline);
+    print_headline(&libtest_args, &headline)?;
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     probe(runtime, &plan)?;
@@ -419,9 +464,14 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     let not_run: Vec<usize> = trials
         .iter()
         .enumerate()
-        .filter(|(_, t)| !libtest_args.is_filtered_out(t) && libtest_args.is_ignored(t))
+        .filter(|(_, t)| selection.selects(t) && libtest_args.is_ignored(t))
         .map(|(i, _)| i)
         .collect();
+    // libtest takes one filter; with several, the selection is made here (and libtest's
+    // "filtered out" count is then 0).
+    if args.filters.len() > 1 {
+        trials.retain(|t| selection.selects(t));
+    }
     let conclusion = libtest_mimic::run(&libtest_args, trials);
     for index in not_run {
         plan.record_not_run(
@@ -466,12 +516,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
             args.max_requests
         );
     }
-    if let Some(server) = target.embedded {
-        runtime.block_on(server.shutdown());
-    }
-    if let Some(log) = &target.embedded_log {
-        let _ = std::fs::remove_file(log);
-    }
+    target.close(runtime);
     if !write_errors.is_empty() {
         for error in &write_errors {
             eprintln!("error: {error}");
@@ -483,6 +528,19 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, App
     } else {
         EXIT_OK
     }))
+}
+
+impl Target {
+    /// Stop the embedded server and remove its log. Only a started server's log: --list and
+    /// --dry-run name one they never create.
+    fn close(self, runtime: &tokio::runtime::Runtime) {
+        if let Some(server) = self.embedded {
+            runtime.block_on(server.shutdown());
+            if let Some(log) = &self.embedded_log {
+                let _ = std::fs::remove_file(log);
+            }
+        }
+    }
 }
 
 /// Where the run goes, and with which keys. Starts the embedded server when no URL is given.
@@ -641,7 +699,12 @@ fn probe(runtime: &tokio::runtime::Runtime, plan: &Plan) -> Result<(), AppError>
 
 fn libtest_arguments(args: &RunArgs) -> Arguments {
     Arguments {
-        filter: args.filter.clone(),
+        // One filter goes to libtest, which then counts the checks it filtered out; several
+        // are applied by `Selection`.
+        filter: match args.filters.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
         exact: args.exact,
         skip: args.skip.clone(),
         list: false,
@@ -664,18 +727,88 @@ fn libtest_arguments(args: &RunArgs) -> Arguments {
 }
 
 /// The headline goes to stdout, except in JSON mode, where stdout is for machines.
-fn print_headline(args: &Arguments, line: &str) {
+fn print_headline(args: &Arguments, line: &str) -> Result<(), AppError> {
     if matches!(args.format, Some(FormatSetting::Json)) {
         eprintln!("{line}");
+        Ok(())
     } else {
-        println!("{line}");
+        to_stdout(|out| writeln!(out, "{line}"))
+    }
+}
+
+/// Write to stdout through one locked handle. Rust ignores SIGPIPE, so `println!` into a
+/// closed pipe (`--list | head -1`) panics; here a reader that went away ends the program
+/// quietly instead, with the status a shell shows for SIGPIPE.
+fn to_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> Result<(), AppError> {
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(AppError::StdoutClosed),
+        Err(e) => Err(AppError::Environment(format!(
+            "cannot write to stdout: {e}"
+        ))),
+    }
+}
+
+/// Which checks the command line selects: libtest's rules (--exact, --skip, --ignored) for
+/// each FILTER, and, as in `cargo test`, a check any FILTER selects is in.
+struct Selection {
+    per_filter: Vec<Arguments>,
+}
+
+impl Selection {
+    fn new(args: &Arguments, filters: &[String]) -> Self {
+        let with = |filter: Option<&String>| Arguments {
+            filter: filter.cloned(),
+            ..args.clone()
+        };
+        let per_filter = if filters.is_empty() {
+            vec![with(None)]
+        } else {
+            filters.iter().map(Some).map(with).collect()
+        };
+        Selection { per_filter }
+    }
+
+    fn selects(&self, trial: &libtest_mimic::Trial) -> bool {
+        self.per_filter.iter().any(|a| !a.is_filtered_out(trial))
+    }
+}
+
+/// `--no-tests`: what a selection that runs no check ends as, before any request is sent.
+fn no_checks(policy: NoTests, filters: &[String]) -> Result<ExitCode, AppError> {
+    let message = if filters.is_empty() {
+        "no check to run".to_owned()
+    } else {
+        let filters: Vec<String> = filters.iter().map(|f| format!("`{f}`")).collect();
+        format!(
+            "no check to run matches FILTER {} (checks marked ignored run only with --ignored or --include-ignored)",
+            filters.join(", ")
+        )
+    };
+    match policy {
+        NoTests::Fail => Err(AppError::NoChecks(format!(
+            "{message}; pass --no-tests=warn or --no-tests=pass to allow it"
+        ))),
+        NoTests::Warn => {
+            eprintln!("warning: {message}");
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        NoTests::Pass => Ok(ExitCode::from(EXIT_OK)),
     }
 }
 
 /// `--list`: the libtest `name: test` lines, then the level and needs of each check.
-fn print_list(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial]) {
+fn print_list(
+    out: &mut impl Write,
+    plan: &Plan,
+    selection: &Selection,
+    trials: &[libtest_mimic::Trial],
+) -> std::io::Result<()> {
     for (planned, trial) in plan.checks.iter().zip(trials) {
-        if args.is_filtered_out(trial) {
+        if !selection.selects(trial) {
             continue;
         }
         let needs = planned.check.needs(plan.context.settings()).describe();
@@ -684,47 +817,82 @@ fn print_list(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial]) {
         } else {
             format!("; needs {needs}")
         };
-        println!(
+        writeln!(
+            out,
             "{}: test    [{} {}{needs}]",
             planned.name, planned.level, planned.kind
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `--dry-run`: what each selected check would send, side effects marked; nothing is sent.
-fn print_plan(plan: &Plan, args: &Arguments, trials: &[libtest_mimic::Trial], run: &RunArgs) {
+fn print_plan(
+    out: &mut impl Write,
+    plan: &Plan,
+    selection: &Selection,
+    trials: &[libtest_mimic::Trial],
+    run: &RunArgs,
+) -> std::io::Result<()> {
     let settings = plan.context.settings();
     let target = run
         .base_url
         .as_deref()
         .unwrap_or("the embedded reference server");
-    println!("apiconform: dry run against {target}; nothing is sent");
+    writeln!(out, "apiconform: dry run against {target}; nothing is sent")?;
     let mut writes = 0;
     for (planned, trial) in plan.checks.iter().zip(trials) {
-        if args.is_filtered_out(trial) {
+        if !selection.selects(trial) {
             continue;
         }
         let needs = planned.check.needs(settings);
         match plan.unmet(needs) {
-            Some(reason) => println!(
+            Some(reason) => writeln!(
+                out,
                 "{} [{}]: would be ignored: {reason}",
                 planned.name, planned.level
-            ),
+            )?,
             None => {
                 writes += usize::from(needs.writes);
-                println!("{} [{}]:", planned.name, planned.level);
+                writeln!(out, "{} [{}]:", planned.name, planned.level)?;
                 for line in planned.check.plan(settings) {
-                    println!("    {line}");
+                    writeln!(out, "    {line}")?;
                 }
             }
         }
     }
-    println!(
+    writeln!(
+        out,
         "{writes} check(s) with side effects; every request counts against --max-requests {} and --max-rate {}/s; the whole run stops at --deadline {} s",
         run.max_requests,
         run.max_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
         run.deadline
-    );
+    )
+}
+
+/// `--test-threads`: 0 threads would run nothing and wait forever.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl RunArgs {
+    /// Flags that contradict each other in a way clap's `conflicts_with` cannot say (it
+    /// depends on a value): the message, to refuse them with.
+    fn contradiction(&self) -> Option<&'static str> {
+        match self.format {
+            Format::Json if self.quiet => {
+                Some("-q (terse output) cannot be used with --format json; pick one")
+            }
+            Format::Json if self.list => {
+                Some("--list cannot be used with --format json: JSON lists are not supported yet")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The `--variant` entry of `serve --help`: the flag, then every variant.
@@ -762,15 +930,19 @@ fn parse_variants(names: &[String]) -> Result<BTreeSet<Variant>, AppError> {
 
 fn serve(runtime: &tokio::runtime::Runtime, args: ServeArgs) -> Result<ExitCode, AppError> {
     if args.fault.iter().any(|f| f == "list") {
-        for fault in Fault::ALL {
-            println!("{:<28} {}", fault.name(), fault.description());
-        }
+        to_stdout(|out| {
+            Fault::ALL
+                .iter()
+                .try_for_each(|f| writeln!(out, "{:<28} {}", f.name(), f.description()))
+        })?;
         return Ok(ExitCode::from(EXIT_OK));
     }
     if args.variant.iter().any(|v| v == "list") {
-        for variant in Variant::ALL {
-            println!("{:<28} {}", variant.name(), variant.description());
-        }
+        to_stdout(|out| {
+            Variant::ALL
+                .iter()
+                .try_for_each(|v| writeln!(out, "{:<28} {}", v.name(), v.description()))
+        })?;
         return Ok(ExitCode::from(EXIT_OK));
     }
     let faults = args

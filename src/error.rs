@@ -11,6 +11,12 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_USAGE: u8 = 2;
 /// The target could not be reached at all.
 pub const EXIT_UNREACHABLE: u8 = 3;
+/// The filters selected no check to run, and `--no-tests=fail` (the default) says that is an
+/// error: a typo in a CI filter must not pass by running nothing.
+pub const EXIT_NO_CHECKS: u8 = 4;
+/// Stdout was closed before the output ended: the status a shell shows for a program
+/// SIGPIPE ended (128 + 13), as `ls | head -1` gives.
+pub const EXIT_STDOUT_CLOSED: u8 = 141;
 /// A check failed (the libtest convention).
 pub const EXIT_CHECK_FAILED: u8 = 101;
 
@@ -26,6 +32,12 @@ pub enum AppError {
     /// The machine refused something the harness needs (a socket, a thread, a file).
     #[error("{0}")]
     Environment(String),
+    /// The filters selected no check to run (`--no-tests=fail`).
+    #[error("{0}")]
+    NoChecks(String),
+    /// Whoever read stdout went away (`--list | head -1`): not worth a message.
+    #[error("stdout was closed")]
+    StdoutClosed,
 }
 
 impl AppError {
@@ -35,6 +47,8 @@ impl AppError {
             AppError::Config(_) => EXIT_USAGE,
             AppError::Unreachable { .. } => EXIT_UNREACHABLE,
             AppError::Environment(_) => EXIT_USAGE,
+            AppError::NoChecks(_) => EXIT_NO_CHECKS,
+            AppError::StdoutClosed => EXIT_STDOUT_CLOSED,
         })
     }
 }

@@ -52,7 +52,9 @@ fn help_documents_flags_and_exit_codes() {
         "--format",
         "--test-threads",
         "--quiet",
+        "--no-tests",
         "101",
+        "  4 ",
         "APICONFORM_API_KEY",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}");
@@ -347,4 +349,186 @@ fn the_request_budget_stops_the_run_with_its_own_message() {
         stderr.contains("the request budget of 40 (--max-requests) was spent"),
         "{stderr}"
     );
+}
+
+/// Exactly one `error:` line on stderr (clap may add its usage lines after it).
+fn assert_one_error_line(out: &std::process::Output, expected: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains(expected),
+        "expected `{expected}` in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn zero_test_threads_is_a_usage_error() {
+    let out = run_bin(&["--test-threads", "0"], &[], QUICK);
+    assert_one_error_line(&out, "--test-threads");
+}
+
+#[test]
+fn contradicting_flags_are_refused() {
+    for (args, expected) in [
+        (&["-q", "--format", "json"][..], "--format json"),
+        (&["--list", "--dry-run"], "--dry-run"),
+        (&["--ignored", "--include-ignored"], "--include-ignored"),
+        (
+            &["--list", "--format", "json"],
+            "JSON lists are not supported yet",
+        ),
+    ] {
+        assert_one_error_line(&run_bin(args, &[], QUICK), expected);
+    }
+}
+
+#[test]
+fn several_filters_select_any_match_and_serve_stays_a_subcommand() {
+    let listed = |args: &[&str]| -> Vec<String> {
+        let out = run_bin(args, &[], QUICK);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(": test").map(|(name, _)| name.to_owned()))
+            .collect()
+    };
+    let both = listed(&["--list", "auth::", "observability::request_id_header"]);
+    assert!(both.iter().any(|n| n.starts_with("auth::")), "{both:?}");
+    assert!(both.contains(&"observability::request_id_header".to_owned()));
+    assert!(both
+        .iter()
+        .all(|n| n.starts_with("auth::") || n == "observability::request_id_header"));
+    // --exact and --skip keep their meaning with several filters.
+    let exact = listed(&[
+        "--list",
+        "--exact",
+        "auth::valid_key",
+        "observability::request_id_header",
+    ]);
+    assert_eq!(
+        exact,
+        ["auth::valid_key", "observability::request_id_header"]
+    );
+    let skipped = listed(&["--list", "--skip", "auth::valid_key", "auth::", "schema::"]);
+    assert!(
+        !skipped.contains(&"auth::valid_key".to_owned()),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|n| n.starts_with("schema::")),
+        "{skipped:?}"
+    );
+    let serve = run_bin(&["serve", "--fault", "list"], &[], QUICK);
+    assert_eq!(serve.status.code(), Some(0), "{}", text(&serve.stderr));
+    assert!(text(&serve.stdout).contains("accept-missing-key"));
+}
+
+#[test]
+fn a_filter_that_selects_nothing_fails_before_any_request() {
+    // An unreachable target: exit 4, not 3, shows the decision comes before the probe.
+    let base = [
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--key",
+        "k",
+        "auth::typo",
+    ];
+    let run = |extra: &[&str]| run_bin(&[&base[..], extra].concat(), &[], QUICK);
+    let out = run(&[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("`auth::typo`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    let warn = run(&["--no-tests=warn"]);
+    assert_eq!(warn.status.code(), Some(0), "{}", text(&warn.stderr));
+    assert!(text(&warn.stderr).starts_with("warning: "));
+    let pass = run(&["--no-tests", "pass"]);
+    assert_eq!(pass.status.code(), Some(0), "{}", text(&pass.stderr));
+    assert_eq!(text(&pass.stderr), "");
+    assert_eq!(run(&["--dry-run"]).status.code(), Some(4));
+}
+
+#[test]
+fn a_closed_stdout_ends_list_and_dry_run_quietly() {
+    use std::io::BufRead;
+    // More output than a pipe holds, so the binary is still writing when the reader leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = String::from("name = \"many\"\n");
+    for i in 0..3000 {
+        body.push_str(&format!(
+            "[[check]]\nname = \"many::check_{i}\"\nkind = \"auth_accepted\"\nrequest = {{ path = \"/\" }}\n"
+        ));
+    }
+    let suite = write_suite(dir.path(), &body);
+    for mode in ["--list", "--dry-run"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
+            .args([mode, "--suite", &suite])
+            .env("RUST_BACKTRACE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{mode}: no first line");
+        // The reader (and with it the pipe) is dropped here.
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{mode}: {stderr}"
+        );
+        assert_ne!(out.status.code(), Some(101), "{mode}: {stderr}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)),
+            "{mode}: {:?}",
+            out.status
+        );
+    }
+}
+
+/// The CI examples end the run (and write the reports) well before the job's own timeout,
+/// which also has to cover the build.
+#[test]
+fn ci_examples_end_the_run_before_the_job_timeout() {
+    for (name, timeout) in [
+        ("github-actions.yml", "timeout-minutes: "),
+        ("gitlab-ci.yml", "timeout: "),
+    ] {
+        let example =
+            std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        // The last occurrence: the command line, after the comment that explains it.
+        let number_after = |key: &str| -> f64 {
+            let rest = &example[example
+                .rfind(key)
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+                + key.len()..];
+            rest.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        };
+        let job_seconds = number_after(timeout) * 60.0;
+        let deadline = number_after("--deadline ");
+        assert!(
+            deadline <= job_seconds * 0.75,
+            "{name}: --deadline {deadline} leaves too little of the job's {job_seconds} s"
+        );
+    }
 }
