@@ -1,24 +1,11 @@
 //! apiconform: a contract conformance test harness for HTTP JSON APIs.
 //!
-//! A suite ([`suite`]) instantiates check kinds ([`checks`]) that talk to the target through
-//! one client ([`client`]); the runner ([`runner`]) records everything in a [`record::RunRecord`]
-//! and renders it as libtest output. [`reference`] is the embedded reference server.
+//! This crate is the installed binary and its command line ([`cli`]). The engine (suites,
+//! checks, the client, the runner, reports) is the `apiconform-engine` crate, re-exported
+//! here module by module; [`reference`] is the embedded reference server, an independent
+//! implementation of the contract in the `apiconform-reference` crate.
 
-pub mod burst;
-pub mod checks;
+pub use apiconform_engine::*;
+pub use apiconform_reference as reference;
+
 pub mod cli;
-pub mod client;
-pub mod context;
-pub mod error;
-pub mod hints;
-pub mod jobs;
-pub mod links;
-pub mod oracle;
-pub mod pacing;
-pub mod record;
-pub mod reference;
-pub mod report;
-pub mod runner;
-pub mod schemas;
-pub mod secrets;
-pub mod suite;

@@ -193,8 +193,8 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
     }
     Report {
         tool: Tool {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
+            name: crate::TOOL_NAME,
+            version: crate::TOOL_VERSION,
         },
         suite: SuiteInfo {
             name: info.suite_name,

@@ -13,30 +13,30 @@ use crate::error::{config_error, AppError};
 use crate::record::Level;
 
 /// The default suite, built in so an installed binary works from any directory.
-pub const BUNDLED_SUITE: &str = include_str!("../suites/default.toml");
+pub const BUNDLED_SUITE: &str = include_str!("../../../suites/default.toml");
 /// Where the bundled suite lives in the source tree; its schema paths are relative to it.
 pub const BUNDLED_SUITE_PATH: &str = "suites/default.toml";
 /// The bundled schemas, by their path relative to the bundled suite.
 pub const BUNDLED_SCHEMAS: &[(&str, &str)] = &[
     (
         "../schemas/job.schema.json",
-        include_str!("../schemas/job.schema.json"),
+        include_str!("../../../schemas/job.schema.json"),
     ),
     (
         "../schemas/job-list.schema.json",
-        include_str!("../schemas/job-list.schema.json"),
+        include_str!("../../../schemas/job-list.schema.json"),
     ),
     (
         "../schemas/create-reply.schema.json",
-        include_str!("../schemas/create-reply.schema.json"),
+        include_str!("../../../schemas/create-reply.schema.json"),
     ),
     (
         "../schemas/start-reply.schema.json",
-        include_str!("../schemas/start-reply.schema.json"),
+        include_str!("../../../schemas/start-reply.schema.json"),
     ),
     (
         "../schemas/error.schema.json",
-        include_str!("../schemas/error.schema.json"),
+        include_str!("../../../schemas/error.schema.json"),
     ),
 ];
 

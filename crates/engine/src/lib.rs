@@ -1,0 +1,37 @@
+//! The engine of apiconform, a contract conformance test harness for HTTP JSON APIs.
+//!
+//! A run flows like this:
+//! 1. [`suite::Suite`] loads a TOML suite (settings, schema paths, `[[check]]` tables) and
+//!    [`schemas::SchemaSet`] compiles its JSON Schemas once.
+//! 2. [`checks::build`] turns each `[[check]]` into a [`checks::Check`] of its kind.
+//! 3. [`runner::Plan`] holds them with a [`context::RunContext`]: the one [`client::HttpClient`]
+//!    (credentials, pacing, budgets, retries, masking), the run's job and burst.
+//! 4. Each check runs as a libtest trial; every exchange, wait and outcome lands in the
+//!    [`record::RunRecord`], already masked by [`secrets::Secrets`].
+//! 5. [`report::build`] turns the record into one [`report::Report`], which each format
+//!    (console summary, JUnit, JSON, Markdown) renders; none reads the record itself.
+//!
+//! The reference server the engine is proven against lives in another crate and shares no
+//! code with it.
+
+pub mod burst;
+pub mod checks;
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod hints;
+pub mod jobs;
+pub mod links;
+pub mod oracle;
+pub mod pacing;
+pub mod record;
+pub mod report;
+pub mod runner;
+pub mod schemas;
+pub mod secrets;
+pub mod suite;
+
+/// The tool's name, as reports and the User-Agent give it.
+pub const TOOL_NAME: &str = "apiconform";
+/// The tool's version (every crate of the workspace shares it).
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
