@@ -22,6 +22,7 @@ mod faults;
 mod handlers;
 mod idempotency;
 mod log;
+mod named;
 mod ratelimit;
 mod state;
 mod time;

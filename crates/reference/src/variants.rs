@@ -10,27 +10,11 @@
 //! form ([`Variant::IetfRatelimit`], [`Variant::XRatelimitEpoch`]) each replace
 //! the default set of headers; when both are on, both forms are sent.
 
-use std::fmt;
-use std::str::FromStr;
+use super::named::named_switches;
 
-/// Declares [`Variant`] and its one table of names and descriptions together,
-/// so that a variant cannot exist without its name and description.
-macro_rules! variants {
-    ($($variant:ident => $name:literal, $description:literal;)+) => {
-        /// One conforming alternative behaviour; see [`Variant::description`].
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum Variant {
-            $(#[doc = $description] $variant,)+
-        }
-
-        /// Every variant with its command-line name and one-line description.
-        const VARIANTS: &[(Variant, &str, &str)] = &[
-            $((Variant::$variant, $name, $description),)+
-        ];
-    };
-}
-
-variants! {
+named_switches! {
+    /// One conforming alternative behaviour; see [`Variant::description`].
+    Variant, UnknownVariant, "variant";
     RetryAfterDate => "retry-after-date",
         "429 Retry-After is an HTTP-date, the retry instant rounded up to the next whole second";
     IetfRatelimit => "ietf-ratelimit",
@@ -53,72 +37,6 @@ variants! {
         "the job object carries undocumented fields: queue_position, region and a nested meta object";
     EchoRequestId => "echo-request-id",
         "a client's X-Request-Id (1-128 visible ASCII chars) is used as the response's request id";
-}
-
-/// Number of variants.
-const COUNT: usize = VARIANTS.len();
-
-impl Variant {
-    /// Every variant, in declaration order.
-    pub const ALL: &'static [Variant] = &{
-        let mut all = [VARIANTS[0].0; COUNT];
-        let mut i = 0;
-        while i < COUNT {
-            all[i] = VARIANTS[i].0;
-            i += 1;
-        }
-        all
-    };
-
-    fn entry(self) -> &'static (Variant, &'static str, &'static str) {
-        // The table is built from the enum by `variants!`, so every variant is in it.
-        &VARIANTS[self as usize]
-    }
-
-    /// The kebab-case name used on the command line.
-    pub fn name(self) -> &'static str {
-        self.entry().1
-    }
-
-    /// One line: what the variant changes.
-    pub fn description(self) -> &'static str {
-        self.entry().2
-    }
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Error of [`Variant::from_str`]: the name is not a known variant.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown variant `{name}`; valid variants: {}", valid_names())]
-pub struct UnknownVariant {
-    /// The name that was given.
-    pub name: String,
-}
-
-fn valid_names() -> String {
-    Variant::ALL
-        .iter()
-        .map(|v| v.name())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl FromStr for Variant {
-    type Err = UnknownVariant;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim();
-        Variant::ALL
-            .iter()
-            .copied()
-            .find(|v| v.name().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| UnknownVariant { name: s.to_owned() })
-    }
 }
 
 #[cfg(test)]
