@@ -313,6 +313,8 @@ fn written_reports_are_masked_and_unwritable_paths_are_errors() {
     // The model is masked as it is built (escaping could hide a key from a mask of the file),
     let report = report::build(run_info(), &[], &record, &secrets);
     let dir = tempfile::tempdir().unwrap();
+    // A missing folder is made; one that is a file cannot be.
+    std::fs::write(dir.path().join("missing"), "a file, not a folder").unwrap();
     let paths = ReportPaths {
         junit: Some(dir.path().join("junit.xml")),
         json: Some(dir.path().join("missing").join("report.json")),
@@ -753,14 +755,12 @@ fn assert_valid_json_report(document: &Value) {
 }
 
 #[test]
-fn unwritable_report_is_exit_2_after_the_run_output() {
+fn unwritable_report_is_exit_2_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir
-        .path()
-        .join("no-such-dir")
-        .join("junit.xml")
-        .display()
-        .to_string();
+    // A folder cannot be made inside a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let bad = file.join("junit.xml").display().to_string();
     let good = dir.path().join("report.json").display().to_string();
     let out = run_bin(
         &strings(&[
@@ -777,21 +777,34 @@ fn unwritable_report_is_exit_2_after_the_run_output() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("apiconform: 1 passed, 0 failed"),
-        "the run's output comes first:\n{stdout}"
+        !stdout.contains("passed"),
+        "found before the run, so nothing ran:\n{stdout}"
     );
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(
-        errors,
-        [format!(
-            "error: cannot write the JUnit report to {bad}: No such file or directory (os error 2)"
-        )],
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with(&format!("error: cannot write the JUnit report to {bad}: ")),
         "{stderr}"
     );
-    assert!(
-        std::path::Path::new(&good).exists(),
-        "the other reports are still written"
+}
+
+#[test]
+fn a_report_folder_that_does_not_exist_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("out/nightly/junit.xml");
+    let out = run_bin(
+        &strings(&[
+            "--exact",
+            "auth::valid_key",
+            "--junit",
+            &nested.display().to_string(),
+        ]),
+        &[],
+        Duration::from_secs(60),
     );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let junit = std::fs::read_to_string(&nested).expect("the report is written");
+    assert!(junit.contains("auth::valid_key"), "{junit}");
 }
 
 #[test]

@@ -187,3 +187,77 @@ async fn every_request_says_who_sent_it() {
     assert!(head.contains("x-apiconform-run-id: run-42"), "{head}");
     assert!(head.contains("x-api-key: sk_secret"), "{head}");
 }
+
+/// The library's one entry point runs a checked configuration end to end, as the binary does:
+/// a filtered run against a reference server passes and writes the JSON report it was asked
+/// for, listing exactly the selected checks.
+#[test]
+fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
+    use apiconform::config::{Keys, Mode, NoTests, RunConfig, TargetSpec};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, server_config, _log) = runtime.block_on(support::start_server(&[], dir.path()));
+    let suite = Suite::load(None).unwrap();
+    let schemas = SchemaSet::load(&suite).unwrap();
+    let report_path = dir.path().join("reports/run.json");
+    let config = RunConfig {
+        mode: Mode::Run,
+        suite_hash: apiconform::report::suite_hash(&suite.source).unwrap(),
+        suite,
+        schemas,
+        target: TargetSpec::Remote {
+            base_url: server.base_url.clone(),
+            keys: Keys {
+                primary: Some(server_config.primary_key.clone()),
+                ..Keys::default()
+            },
+        },
+        rate: Some(30.0),
+        max_requests: 200,
+        max_rate: None,
+        deadline: Duration::from_secs(60),
+        allow_writes: false,
+        strict: false,
+        logs: None,
+        job_id: None,
+        progress: false,
+        libtest: libtest_mimic::Arguments {
+            filter: Some("auth::".into()),
+            test_threads: Some(2),
+            quiet: true,
+            ..Default::default()
+        },
+        filters: vec!["auth::".into()],
+        no_tests: NoTests::Fail,
+        reports: apiconform::report::ReportPaths {
+            json: Some(report_path.clone()),
+            ..Default::default()
+        },
+    };
+    let exit = apiconform::run(&runtime, config).expect("the run is set up");
+    runtime.block_on(server.shutdown());
+    assert_eq!(
+        format!("{exit:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let listed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = support::default_check_names()
+        .into_iter()
+        .filter(|n| n.contains("auth::"))
+        .collect();
+    assert_eq!(listed, expected);
+    for check in report["checks"].as_array().unwrap() {
+        let outcome = check["outcome"].as_str().unwrap();
+        assert!(
+            outcome == "passed" || (outcome == "ignored" && check["name"] == "auth::cross_tenant"),
+            "{check}"
+        );
+    }
+}

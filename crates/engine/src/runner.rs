@@ -11,7 +11,7 @@ use crate::checks::{self, Check, Needs};
 use crate::context::{Abort, CheckContext, RunContext};
 use crate::error::AppError;
 use crate::record::{CheckRecord, Level, Outcome};
-use crate::suite::Credential;
+use crate::suite::{Credential, Suite};
 
 /// One check of the plan.
 pub struct PlannedCheck {
@@ -24,6 +24,75 @@ pub struct PlannedCheck {
     pub check: Box<dyn Check>,
 }
 
+/// Every check `suite` declares, in suite order; the first bad declaration is the error.
+/// Needs no target, client or key: `--list` and `--dry-run` stop here.
+pub fn planned_checks(suite: &Suite) -> Result<Vec<PlannedCheck>, AppError> {
+    let mut checks: Vec<PlannedCheck> = Vec::new();
+    for decl in &suite.checks {
+        for (name, check) in checks::build(decl, suite)? {
+            if checks.iter().any(|c| c.name == name) {
+                return Err(suite.located(decl, &format!("makes a second check named `{name}`")));
+            }
+            checks.push(PlannedCheck {
+                name,
+                area: decl.area().to_string(),
+                level: decl.level,
+                kind: decl.kind.clone(),
+                ignored: decl.ignored,
+                check,
+            });
+        }
+    }
+    Ok(checks)
+}
+
+/// One libtest trial per check that does nothing: for selecting checks by libtest's rules
+/// (filters, `--exact`, `--skip`, `--ignored`) without running them.
+pub fn listing_trials(checks: &[PlannedCheck]) -> Vec<Trial> {
+    checks
+        .iter()
+        .map(|planned| {
+            Trial::test(planned.name.clone(), || Ok(()))
+                .with_kind(planned.level.to_string())
+                .with_ignored_flag(planned.ignored)
+        })
+        .collect()
+}
+
+/// What a run offers its checks, to tell which of them cannot run and why.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offered {
+    pub writes: bool,
+    pub second_key: bool,
+    pub broke_key: bool,
+    pub logs: bool,
+    /// A job was given (`--job-id`).
+    pub job_id: bool,
+}
+
+impl Offered {
+    /// Why a check with `needs` cannot run here, if it cannot: the reason says what would
+    /// let it run.
+    pub fn unmet(&self, needs: Needs) -> Option<String> {
+        if needs.writes && !self.writes {
+            return Some("sends requests with side effects (creates jobs or spends credits): pass --allow-writes".into());
+        }
+        if needs.second_key && !self.second_key {
+            return Some("needs a second tenant's key: pass --second-key".into());
+        }
+        if needs.broke_key && !self.broke_key {
+            return Some("needs a key whose tenant has no credits: pass --broke-key".into());
+        }
+        if needs.logs && !self.logs {
+            return Some("needs a log source: pass --logs PATH".into());
+        }
+        if (needs.job || needs.finished_job) && !self.job_id && !self.writes {
+            return Some("needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into());
+        }
+        None
+    }
+}
+
 /// Every check of a suite, ready to run against one target.
 pub struct Plan {
     pub context: RunContext,
@@ -33,25 +102,7 @@ pub struct Plan {
 impl Plan {
     /// Build every check the suite declares; the first bad declaration is the error.
     pub fn new(context: RunContext) -> Result<Plan, AppError> {
-        let suite = &context.suite;
-        let mut checks = Vec::new();
-        for decl in &suite.checks {
-            for (name, check) in checks::build(decl, suite)? {
-                if checks.iter().any(|c: &PlannedCheck| c.name == name) {
-                    return Err(
-                        suite.located(decl, &format!("makes a second check named `{name}`"))
-                    );
-                }
-                checks.push(PlannedCheck {
-                    name,
-                    area: decl.area().to_string(),
-                    level: decl.level,
-                    kind: decl.kind.clone(),
-                    ignored: decl.ignored,
-                    check,
-                });
-            }
-        }
+        let checks = planned_checks(&context.suite)?;
         Ok(Plan { context, checks })
     }
 
@@ -159,22 +210,15 @@ impl Plan {
     /// Why a check with `needs` cannot run here, if it cannot.
     pub fn unmet(&self, needs: Needs) -> Option<String> {
         let options = &self.context.options;
-        if needs.writes && !options.allow_writes {
-            return Some("sends requests with side effects (creates jobs or spends credits): pass --allow-writes".into());
+        let client = &self.context.client;
+        Offered {
+            writes: options.allow_writes,
+            second_key: client.has_credential(Credential::Second),
+            broke_key: client.has_credential(Credential::Broke),
+            logs: options.logs.is_some(),
+            job_id: options.job_id.is_some(),
         }
-        if needs.second_key && !self.context.client.has_credential(Credential::Second) {
-            return Some("needs a second tenant's key: pass --second-key".into());
-        }
-        if needs.broke_key && !self.context.client.has_credential(Credential::Broke) {
-            return Some("needs a key whose tenant has no credits: pass --broke-key".into());
-        }
-        if needs.logs && options.logs.is_none() {
-            return Some("needs a log source: pass --logs PATH".into());
-        }
-        if (needs.job || needs.finished_job) && options.job_id.is_none() && !options.allow_writes {
-            return Some("needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into());
-        }
-        None
+        .unmet(needs)
     }
 
     /// One libtest trial per check, each blocking on `runtime` (libtest runs trials on its own

@@ -246,6 +246,48 @@ type Render = fn(&Report) -> String;
 
 /// Render and write each requested report, masked by `secrets`. Every report is attempted;
 /// the errors (one per report that could not be written) come back for the caller to print.
+/// Make sure every report asked for can be written, before the first request: its folder is
+/// created when missing, and the file is opened for writing. A run whose report could not be
+/// written would otherwise be found out only after all its time was spent.
+pub fn prepare_report_paths(paths: &ReportPaths) -> Result<(), AppError> {
+    for (path, what) in paths.named() {
+        writable(path).map_err(|e| {
+            AppError::Config(format!(
+                "cannot write the {what} to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Create `path`'s folder if need be and open the file for writing (created if missing,
+/// not truncated: the report replaces it after the run).
+fn writable(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(|_| ())
+}
+
+impl ReportPaths {
+    /// Each report asked for, with its name for messages.
+    fn named(&self) -> impl Iterator<Item = (&PathBuf, &'static str)> {
+        [
+            (&self.junit, "JUnit report"),
+            (&self.json, "JSON report"),
+            (&self.markdown, "Markdown summary"),
+        ]
+        .into_iter()
+        .filter_map(|(path, what)| path.as_ref().map(|p| (p, what)))
+    }
+}
+
 pub fn write_reports(report: &Report, paths: &ReportPaths, secrets: &Secrets) -> Vec<AppError> {
     let formats: [(&Option<PathBuf>, &str, Render); 3] = [
         (&paths.junit, "JUnit report", junit::render),
@@ -256,7 +298,8 @@ pub fn write_reports(report: &Report, paths: &ReportPaths, secrets: &Secrets) ->
         .into_iter()
         .filter_map(|(path, what, render)| {
             let path = path.as_ref()?;
-            std::fs::write(path, secrets.mask(&render(report)))
+            writable(path)
+                .and_then(|()| std::fs::write(path, secrets.mask(&render(report))))
                 .err()
                 .map(|e| {
                     AppError::Environment(format!(

@@ -1,0 +1,290 @@
+//! The checked configuration of a run (the second of two stages): every flag validated, the
+//! suite loaded and its schemas compiled, the keys read from where they were given. What
+//! [`crate::run`] needs and nothing it must work out again; no request has been sent.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
+
+use crate::error::{config_error, AppError};
+pub use crate::flags::NoTests;
+use crate::flags::{Color, Format, RunArgs};
+use crate::report::{self, ReportPaths};
+use crate::schemas::SchemaSet;
+use crate::suite::Suite;
+
+/// Checks mostly wait on the network, so the embedded run uses more threads than CPUs.
+const EMBEDDED_TEST_THREADS: usize = 4;
+
+/// What the run is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Send the checks' requests and report.
+    Run,
+    /// List the selected checks; send nothing.
+    List,
+    /// Say what each selected check would send; send nothing.
+    DryRun,
+}
+
+/// The keys of the tenants a run talks as.
+#[derive(Clone, Default)]
+pub struct Keys {
+    /// The tenant under test; required to run, not to list or plan.
+    pub primary: Option<String>,
+    pub second: Option<String>,
+    /// A tenant without credits.
+    pub broke: Option<String>,
+}
+
+impl std::fmt::Debug for Keys {
+    /// Which keys are present, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("primary", &self.primary.is_some())
+            .field("second", &self.second.is_some())
+            .field("broke", &self.broke.is_some())
+            .finish()
+    }
+}
+
+/// Where the run goes.
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    /// The user's API, at a checked base URL (no trailing slash).
+    Remote { base_url: String, keys: Keys },
+    /// The embedded reference server, started for the run with fresh keys for every tenant.
+    Embedded,
+}
+
+/// A run, checked and ready: the one input of [`crate::run`].
+pub struct RunConfig {
+    pub mode: Mode,
+    pub suite: Suite,
+    pub schemas: SchemaSet,
+    /// `sha256:` of the suite file, for the reports.
+    pub suite_hash: String,
+    pub target: TargetSpec,
+    /// Pacing (`--rate`); None for the suite's (or the embedded run's).
+    pub rate: Option<f64>,
+    pub max_requests: u64,
+    /// The run-wide ceiling (`--max-rate`); None for the default of the target's kind.
+    pub max_rate: Option<f64>,
+    pub deadline: Duration,
+    pub allow_writes: bool,
+    pub strict: bool,
+    pub logs: Option<PathBuf>,
+    pub job_id: Option<String>,
+    /// Explain long waits on stderr (a person is watching a terminal).
+    pub progress: bool,
+    /// libtest's own arguments: format, threads, colour, one filter, `--exact`, `--skip`.
+    pub libtest: Arguments,
+    /// Every FILTER given; a check any of them selects is in.
+    pub filters: Vec<String>,
+    pub no_tests: NoTests,
+    pub reports: ReportPaths,
+}
+
+impl RunConfig {
+    /// Check `args` into a configuration, or say in one line what is wrong with them.
+    pub(crate) fn from_flags(args: RunArgs) -> Result<RunConfig, AppError> {
+        for (flag, value) in [
+            ("--deadline", Some(args.deadline)),
+            ("--timeout", args.timeout),
+            ("--connect-timeout", args.connect_timeout),
+        ] {
+            if value.is_some_and(|v| !(v > 0.0 && v < 1e7)) {
+                return Err(config_error(format!(
+                    "{flag} must be a positive number of seconds"
+                )));
+            }
+        }
+        if args.max_requests == 0 || args.max_rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err(config_error(
+                "--max-requests and --max-rate must be positive",
+            ));
+        }
+        if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            return Err(config_error(
+                "--rate must be a positive number of requests per second",
+            ));
+        }
+        let mut suite = Suite::load(args.suite.as_deref())?;
+        let schemas = SchemaSet::load(&suite)?;
+        if let Some(timeout) = args.timeout {
+            suite.settings.target.timeout_seconds = timeout;
+        }
+        if let Some(timeout) = args.connect_timeout {
+            suite.settings.target.connect_timeout_seconds = timeout;
+        }
+        let suite_hash = report::suite_hash(&suite.source)?;
+        let mode = if args.list {
+            Mode::List
+        } else if args.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Run
+        };
+        let target = target_spec(&args, mode)?;
+        let embedded = matches!(target, TargetSpec::Embedded);
+        let mut libtest = libtest_arguments(&args);
+        if embedded {
+            libtest.test_threads = libtest.test_threads.or(Some(EMBEDDED_TEST_THREADS));
+        }
+        Ok(RunConfig {
+            mode,
+            suite,
+            schemas,
+            suite_hash,
+            target,
+            rate: args.rate,
+            max_requests: args.max_requests,
+            max_rate: args.max_rate,
+            deadline: Duration::from_secs_f64(args.deadline),
+            allow_writes: args.allow_writes || embedded,
+            strict: args.strict,
+            logs: args.logs,
+            job_id: args.job_id,
+            // Waits are explained on stderr to a person at a terminal; CI logs and -q stay quiet.
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.quiet,
+            libtest,
+            filters: args.filters,
+            no_tests: args.no_tests,
+            reports: ReportPaths {
+                junit: args.junit,
+                json: args.report_json,
+                markdown: args.summary_md,
+            },
+        })
+    }
+}
+
+/// The target the flags name, with the keys read from where they were given. Only a run
+/// needs the primary key: `--list` and `--dry-run` plan without one.
+fn target_spec(args: &RunArgs, mode: Mode) -> Result<TargetSpec, AppError> {
+    let Some(base_url) = &args.base_url else {
+        return Ok(TargetSpec::Embedded);
+    };
+    let parsed = url::Url::parse(base_url)
+        .map_err(|e| config_error(format!("--base-url `{base_url}` is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(config_error(format!(
+            "--base-url `{base_url}` must be an http:// or https:// URL with a host"
+        )));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(config_error(format!(
+            "--base-url `{base_url}` must not have a query or fragment"
+        )));
+    }
+    if parsed.scheme() == "http" && !is_loopback(&parsed) && !args.allow_insecure_http {
+        return Err(config_error(format!(
+            "refusing to send the key in clear text to {base_url}: use https://, or pass --allow-insecure-http if you mean it"
+        )));
+    }
+    let keys = Keys {
+        primary: read_key(
+            args.key.clone(),
+            args.key_file.as_ref(),
+            "APICONFORM_API_KEY",
+            "--key",
+        )?,
+        second: read_key(
+            args.second_key.clone(),
+            args.second_key_file.as_ref(),
+            "APICONFORM_SECOND_API_KEY",
+            "--second-key",
+        )?,
+        broke: read_key(
+            args.broke_key.clone(),
+            args.broke_key_file.as_ref(),
+            "APICONFORM_BROKE_API_KEY",
+            "--broke-key",
+        )?,
+    };
+    if mode == Mode::Run && keys.primary.is_none() {
+        return Err(config_error(
+            "no API key: pass --key-file PATH, set APICONFORM_API_KEY, or pass --key KEY",
+        ));
+    }
+    Ok(TargetSpec::Remote {
+        base_url: base_url.trim_end_matches('/').to_string(),
+        keys,
+    })
+}
+
+/// True for localhost and loopback addresses, where plain http never leaves the machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A key from the flag, else the file, else the environment (an empty variable counts as
+/// unset: an undefined CI secret); an empty flag or file is refused.
+fn read_key(
+    flag: Option<String>,
+    file: Option<&PathBuf>,
+    env: &str,
+    name: &str,
+) -> Result<Option<String>, AppError> {
+    let key = match (flag, file) {
+        (Some(_), Some(_)) => {
+            return Err(config_error(format!(
+                "give {name} or {name}-file, not both"
+            )))
+        }
+        (Some(key), None) => Some(key),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    config_error(format!("cannot read {name}-file {}: {e}", path.display()))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => std::env::var(env).ok().filter(|k| !k.trim().is_empty()),
+    };
+    match key {
+        Some(key) if key.trim().is_empty() => Err(config_error(format!(
+            "the key given by {name} (or its file or {env}) is empty"
+        ))),
+        Some(key) if key.chars().any(|c| c.is_control()) => Err(config_error(format!(
+            "the key given by {name} (or its file or {env}) contains control characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn libtest_arguments(args: &RunArgs) -> Arguments {
+    Arguments {
+        // One filter goes to libtest, which then counts the checks it filtered out; several
+        // are applied by `Selection`.
+        filter: match args.filters.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        },
+        exact: args.exact,
+        skip: args.skip.clone(),
+        list: false,
+        ignored: args.ignored,
+        include_ignored: args.include_ignored,
+        quiet: args.quiet,
+        test_threads: args.test_threads,
+        format: Some(match (args.format, args.quiet) {
+            (Format::Json, _) => FormatSetting::Json,
+            (Format::Terse, _) | (_, true) => FormatSetting::Terse,
+            (Format::Pretty, false) => FormatSetting::Pretty,
+        }),
+        color: Some(match args.color {
+            Color::Auto => ColorSetting::Auto,
+            Color::Always => ColorSetting::Always,
+            Color::Never => ColorSetting::Never,
+        }),
+        ..Arguments::default()
+    }
+}

@@ -1,0 +1,401 @@
+//! One run, from a checked configuration to its exit code: [`run`] is the library's entry
+//! point, used by the binary and the tests alike.
+//!
+//! `--list` and `--dry-run` stop after planning the checks: no server, no client, no key. A
+//! run proper starts the embedded server when there is no `--base-url`, builds the one
+//! client, probes the target, runs the selected checks as libtest trials, and writes every
+//! report it was asked for.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, FormatSetting};
+
+use crate::client::{ClientConfig, HttpClient};
+use crate::config::NoTests;
+use crate::config::{Keys, Mode, RunConfig, TargetSpec};
+use crate::context::{RunContext, RunOptions};
+use crate::error::{AppError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::record::RunRecord;
+use crate::reference::{RunningServer, ServerConfig};
+use crate::report::{self, RunInfo};
+use crate::runner::{listing_trials, planned_checks, Offered, Plan, PlannedCheck};
+use crate::stdout::{print_headline, to_stdout};
+use crate::suite::Settings;
+
+/// The embedded server regains this many requests per second after a burst, and the run
+/// paces itself a little below it, so only the burst meets the limit.
+const EMBEDDED_REFILL: f64 = 60.0;
+const EMBEDDED_PACE: f64 = 50.0;
+/// The embedded server is on this machine: the burst may go as fast as the machine allows,
+/// well past the refill whatever else the machine is doing.
+const EMBEDDED_MAX_RATE: f64 = 1000.0;
+/// Run `config` on `runtime`: list, plan, or run the checks and report. The exit code is the
+/// documented one; an error is a usage, environment or reachability problem, said in a line.
+pub fn run(runtime: &tokio::runtime::Runtime, config: RunConfig) -> Result<ExitCode, AppError> {
+    let checks = planned_checks(&config.suite)?;
+    let trials = listing_trials(&checks);
+    let selection = Selection::new(&config.libtest, &config.filters);
+    if config.mode == Mode::List {
+        let settings = &config.suite.settings;
+        to_stdout(|out| print_list(out, &checks, settings, &selection, &trials))?;
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    // Decided here, before any server or probe: a selection that runs nothing sends nothing.
+    if !trials
+        .iter()
+        .any(|t| selection.selects(t) && !config.libtest.is_ignored(t))
+    {
+        return no_checks(config.no_tests, &config.filters);
+    }
+    if config.mode == Mode::DryRun {
+        to_stdout(|out| print_plan(out, &checks, &selection, &trials, &config))?;
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    execute(runtime, config, &selection)
+}
+
+/// What the configuration offers the checks (the embedded server offers every tenant, writes
+/// and its log).
+fn offered(config: &RunConfig) -> Offered {
+    match &config.target {
+        TargetSpec::Embedded => Offered {
+            writes: true,
+            second_key: true,
+            broke_key: true,
+            logs: true,
+            job_id: config.job_id.is_some(),
+        },
+        TargetSpec::Remote { keys, .. } => Offered {
+            writes: config.allow_writes,
+            second_key: keys.second.is_some(),
+            broke_key: keys.broke.is_some(),
+            logs: config.logs.is_some(),
+            job_id: config.job_id.is_some(),
+        },
+    }
+}
+
+/// The target of a run proper: the user's, or the embedded server started for it.
+struct Target {
+    base_url: String,
+    keys: Keys,
+    embedded: Option<RunningServer>,
+    embedded_log: Option<PathBuf>,
+}
+
+impl Target {
+    /// The user's target as configured, or a freshly started embedded server.
+    fn start(runtime: &tokio::runtime::Runtime, spec: &TargetSpec) -> Result<Target, AppError> {
+        if let TargetSpec::Remote { base_url, keys } = spec {
+            return Ok(Target {
+                base_url: base_url.clone(),
+                keys: keys.clone(),
+                embedded: None,
+                embedded_log: None,
+            });
+        }
+        let log = std::env::temp_dir().join(format!(
+            "apiconform-{}-{:08x}.log",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        // Jobs finish in half a second, so the whole default suite runs in a few seconds.
+        let config = ServerConfig {
+            log_file: Some(log.clone()),
+            job_duration: Duration::from_millis(500),
+            rate_limit: crate::reference::RateLimitConfig {
+                capacity: 40,
+                refill_per_second: EMBEDDED_REFILL,
+            },
+            ..ServerConfig::with_random_keys()
+        };
+        let keys = Keys {
+            primary: Some(config.primary_key.clone()),
+            second: config.second_key.clone(),
+            broke: config.broke_key.clone(),
+        };
+        let server = runtime
+            .block_on(RunningServer::start(config, ([127, 0, 0, 1], 0).into()))
+            .map_err(|e| {
+                AppError::Environment(format!("cannot start the embedded reference server: {e}"))
+            })?;
+        Ok(Target {
+            base_url: server.base_url.clone(),
+            keys,
+            embedded: Some(server),
+            embedded_log: Some(log),
+        })
+    }
+
+    /// Stop the embedded server and remove its log. Only a started server's log: --list and
+    /// --dry-run name one they never create.
+    fn close(self, runtime: &tokio::runtime::Runtime) {
+        if let Some(server) = self.embedded {
+            runtime.block_on(server.shutdown());
+            if let Some(log) = &self.embedded_log {
+                let _ = std::fs::remove_file(log);
+            }
+        }
+    }
+}
+
+/// Run the selected checks against the target and report.
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    selection: &Selection,
+) -> Result<ExitCode, AppError> {
+    report::prepare_report_paths(&config.reports)?;
+    let target = Target::start(runtime, &config.target)?;
+    let embedded = target.embedded.is_some();
+    let libtest_args = config.libtest.clone();
+    let (suite, schemas, suite_hash) = (config.suite, config.schemas, config.suite_hash);
+    let record = Arc::new(RunRecord::default());
+    let show_progress = config.progress;
+    let client_config = ClientConfig {
+        second_key: target.keys.second.clone(),
+        broke_key: target.keys.broke.clone(),
+        requests_per_second: config.rate.or(embedded.then_some(EMBEDDED_PACE)),
+        max_requests: config.max_requests,
+        max_rate: config.max_rate.unwrap_or(if embedded {
+            EMBEDDED_MAX_RATE
+        } else {
+            crate::client::DEFAULT_MAX_RATE
+        }),
+        progress: show_progress,
+        ..ClientConfig::new(target.base_url.clone(), target.keys.primary.clone())
+    };
+    let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))
+        .map_err(crate::error::config_error)?;
+    let options = RunOptions {
+        allow_writes: config.allow_writes,
+        strict: config.strict,
+        logs: config.logs.clone().or_else(|| target.embedded_log.clone()),
+        job_id: config.job_id.clone(),
+        poll_interval: embedded.then_some(Duration::from_millis(100)),
+        progress: show_progress,
+        job_deadline: embedded.then_some(Duration::from_secs(30)),
+        deadline: Some(Instant::now() + config.deadline),
+    };
+    let plan = Arc::new(Plan::new(RunContext::new(
+        suite, schemas, client, record, options,
+    ))?);
+    let mut trials = plan.trials(runtime.handle());
+    let headline = match &target.embedded {
+        Some(server) => format!(
+            "apiconform: no --base-url given, so testing the embedded reference server at {} \
+             (fresh keys, writes allowed, second tenant, a tenant without credits, server log as log source)",
+            server.base_url
+        ),
+        None => format!(
+            "apiconform: testing {} with suite {}",
+            target.base_url,
+            plan.context.suite.source.display()
+        ),
+    };
+    print_headline(&libtest_args, &headline)?;
+    let started_at = chrono::Utc::now();
+    let clock = Instant::now();
+    probe(runtime, &plan)?;
+
+    // Checks the suite marks ignored are not run, but they still belong in every report.
+    let not_run: Vec<usize> = trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| selection.selects(t) && libtest_args.is_ignored(t))
+        .map(|(i, _)| i)
+        .collect();
+    // libtest takes one filter; with several, the selection is made here (and libtest's
+    // "filtered out" count is then 0).
+    if config.filters.len() > 1 {
+        trials.retain(|t| selection.selects(t));
+    }
+    let conclusion = libtest_mimic::run(&libtest_args, trials);
+    for index in not_run {
+        plan.record_not_run(
+            index,
+            "marked `ignored = true` in the suite; run it with --ignored or --include-ignored",
+        );
+    }
+    let (pace, asked) = plan.context.client.pace();
+    if pace < asked {
+        plan.context.record.add_notice(&format!(
+            "paced itself down from {asked} to {pace:.1} requests/s to stay under the target's rate limit (pass --rate {pace:.1} to start there)"
+        ));
+    }
+    let info = RunInfo {
+        suite_name: plan.context.suite.name.clone(),
+        suite_hash,
+        base_url: target.base_url.clone(),
+        started_at,
+        duration: clock.elapsed(),
+    };
+    let order: Vec<&str> = plan.checks.iter().map(|c| c.name.as_str()).collect();
+    let secrets = plan.context.client.secrets();
+    let report = report::build(info, &order, &plan.context.record, secrets);
+    let write_errors = report::write_reports(&report, &config.reports, secrets);
+    // After libtest's lines; on stderr in JSON mode, where stdout is for machines.
+    let summary = secrets.mask(&report::console::summary(&report));
+    if matches!(libtest_args.format, Some(FormatSetting::Json)) {
+        eprint!("{summary}");
+    } else {
+        let mut out = std::io::stdout();
+        let _ = write!(out, "{summary}");
+        let _ = out.flush();
+    }
+    if plan.context.client.budget_spent() {
+        eprintln!(
+            "apiconform: stopped sending: the request budget of {} (--max-requests) was spent; checks that needed more were not run to the end",
+            config.max_requests
+        );
+    }
+    target.close(runtime);
+    for error in &write_errors {
+        eprintln!("error: {error}");
+    }
+    // A failed check outranks a report that could not be written after all: CI must see it.
+    Ok(ExitCode::from(if conclusion.has_failed() {
+        EXIT_CHECK_FAILED
+    } else if !write_errors.is_empty() {
+        EXIT_USAGE
+    } else {
+        EXIT_OK
+    }))
+}
+
+/// Ask the probe path without a key: any HTTP answer means reachable.
+fn probe(runtime: &tokio::runtime::Runtime, plan: &Plan) -> Result<(), AppError> {
+    let client = &plan.context.client;
+    let path = &plan.context.settings().target.probe_path;
+    runtime
+        .block_on(client.reachable("run::probe", path))
+        .map(|_| ())
+        .map_err(|e| AppError::Unreachable {
+            url: client.base_url().to_string(),
+            cause: e.cause,
+        })
+}
+
+/// Which checks the command line selects: libtest's rules (--exact, --skip, --ignored) for
+/// each FILTER, and, as in `cargo test`, a check any FILTER selects is in.
+pub(crate) struct Selection {
+    per_filter: Vec<Arguments>,
+}
+
+impl Selection {
+    fn new(args: &Arguments, filters: &[String]) -> Self {
+        let with = |filter: Option<&String>| Arguments {
+            filter: filter.cloned(),
+            ..args.clone()
+        };
+        let per_filter = if filters.is_empty() {
+            vec![with(None)]
+        } else {
+            filters.iter().map(Some).map(with).collect()
+        };
+        Selection { per_filter }
+    }
+
+    fn selects(&self, trial: &libtest_mimic::Trial) -> bool {
+        self.per_filter.iter().any(|a| !a.is_filtered_out(trial))
+    }
+}
+
+/// `--no-tests`: what a selection that runs no check ends as, before any request is sent.
+fn no_checks(policy: NoTests, filters: &[String]) -> Result<ExitCode, AppError> {
+    let message = if filters.is_empty() {
+        "no check to run".to_owned()
+    } else {
+        let filters: Vec<String> = filters.iter().map(|f| format!("`{f}`")).collect();
+        format!(
+            "no check to run matches FILTER {} (checks marked ignored run only with --ignored or --include-ignored)",
+            filters.join(", ")
+        )
+    };
+    match policy {
+        NoTests::Fail => Err(AppError::NoChecks(format!(
+            "{message}; pass --no-tests=warn or --no-tests=pass to allow it"
+        ))),
+        NoTests::Warn => {
+            eprintln!("warning: {message}");
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        NoTests::Pass => Ok(ExitCode::from(EXIT_OK)),
+    }
+}
+
+/// `--list`: the libtest `name: test` lines, then the level and needs of each check.
+fn print_list(
+    out: &mut impl Write,
+    checks: &[PlannedCheck],
+    settings: &Settings,
+    selection: &Selection,
+    trials: &[libtest_mimic::Trial],
+) -> std::io::Result<()> {
+    for (planned, trial) in checks.iter().zip(trials) {
+        if !selection.selects(trial) {
+            continue;
+        }
+        let needs = planned.check.needs(settings).describe();
+        let needs = if needs.is_empty() {
+            String::new()
+        } else {
+            format!("; needs {needs}")
+        };
+        writeln!(
+            out,
+            "{}: test    [{} {}{needs}]",
+            planned.name, planned.level, planned.kind
+        )?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: what each selected check would send, side effects marked; nothing is sent.
+fn print_plan(
+    out: &mut impl Write,
+    checks: &[PlannedCheck],
+    selection: &Selection,
+    trials: &[libtest_mimic::Trial],
+    config: &RunConfig,
+) -> std::io::Result<()> {
+    let settings = &config.suite.settings;
+    let target = match &config.target {
+        TargetSpec::Remote { base_url, .. } => base_url.as_str(),
+        TargetSpec::Embedded => "the embedded reference server",
+    };
+    writeln!(out, "apiconform: dry run against {target}; nothing is sent")?;
+    let offered = offered(config);
+    let mut writes = 0;
+    for (planned, trial) in checks.iter().zip(trials) {
+        if !selection.selects(trial) {
+            continue;
+        }
+        let needs = planned.check.needs(settings);
+        match offered.unmet(needs) {
+            Some(reason) => writeln!(
+                out,
+                "{} [{}]: would be ignored: {reason}",
+                planned.name, planned.level
+            )?,
+            None => {
+                writes += usize::from(needs.writes);
+                writeln!(out, "{} [{}]:", planned.name, planned.level)?;
+                for line in planned.check.plan(settings) {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{writes} check(s) with side effects; every request counts against --max-requests {} and --max-rate {}/s; the whole run stops at --deadline {} s",
+        config.max_requests,
+        config.max_rate.map(|r| r.to_string()).unwrap_or_else(|| "default".into()),
+        config.deadline.as_secs_f64()
+    )
+}
