@@ -7,17 +7,12 @@ use std::time::Duration;
 
 use apiconform::record::Outcome;
 use apiconform::reference::Variant;
-use tokio::sync::Semaphore;
-
-/// Suite runs going at once, across the tests of this file.
-static RUNS: Semaphore = Semaphore::const_new(3);
 
 /// Time allowed for one suite run (the sliding-window run paces itself under 8 requests/s).
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 /// Runs the strict default suite with `variants` and asserts that every check passed.
 async fn passes_strict(variants: &[Variant]) {
-    let _slot = RUNS.acquire().await.expect("the semaphore is never closed");
     let outcomes = tokio::time::timeout(
         RUN_LIMIT,
         support::run_default_suite_with(&[], variants, true),
