@@ -558,3 +558,89 @@ fn dedup(mut findings: Findings) -> Findings {
     findings.retain(|f| seen.insert(f.message.clone()));
     findings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read of the job with `status` and `progress`, as exchange `exchange`.
+    fn read_at(exchange: usize, status: &str, progress: f64) -> Response {
+        let body = serde_json::json!({
+            "id": "job_1", "status": status, "progress": progress,
+            "output_url": null, "error": null
+        });
+        let mut response = Response::for_test(200, &[], &body.to_string());
+        response.exchange = exchange;
+        response
+    }
+
+    fn observed(reads: &[Response]) -> Vec<Observation> {
+        let jobs = JobSettings::default();
+        reads
+            .iter()
+            .enumerate()
+            .map(|(i, r)| observe(r, &jobs, Duration::from_secs(i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn a_move_backwards_cites_both_reads() {
+        let jobs = JobSettings::default();
+        let reads = [read_at(1, "processing", 50.0), read_at(2, "pending", 20.0)];
+        let findings = transition_findings(&observed(&reads), &jobs);
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            ["lifecycle.moved_backwards", "lifecycle.progress_down"]
+        );
+        assert!(
+            findings.iter().all(|f| f.exchanges == [1, 2]),
+            "{findings:?}"
+        );
+        assert_eq!(findings[0].actual.as_deref(), Some("\"pending\""));
+        assert_eq!(findings[0].pointer.as_deref(), Some("/status"));
+        assert_eq!(findings[1].expected.as_deref(), Some("at least 50"));
+        assert_eq!(findings[1].actual.as_deref(), Some("20"));
+        assert!(findings[0].message.starts_with("the job moved backwards"));
+    }
+
+    #[test]
+    fn a_terminal_state_that_changes_is_its_own_rule() {
+        let jobs = JobSettings::default();
+        let mut done = read_at(5, "completed", 100.0);
+        done.json.as_mut().unwrap()["output_url"] = "https://cdn.example/x.webm".into();
+        let reads = [done, read_at(6, "processing", 100.0)];
+        let findings = transition_findings(&observed(&reads), &jobs);
+        assert_eq!(findings[0].rule, "lifecycle.terminal_changed");
+        assert_eq!(findings[0].exchanges, [5, 6]);
+    }
+
+    #[test]
+    fn the_deadline_cites_every_poll_and_each_poll_its_invariants() {
+        let jobs = JobSettings::default();
+        let reads = [read_at(3, "pending", 0.0), read_at(4, "processing", 10.0)];
+        let failure = PollFailure::Deadline("job job_1 did not reach a terminal state".into());
+        let findings = unfinished_findings(failure, &observed(&reads), &jobs);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, "lifecycle.deadline");
+        assert_eq!(findings[0].exchanges, [3, 4]);
+        assert!(findings[0]
+            .message
+            .contains("states seen: pending at 0.0 s"));
+        let unknown = PollFailure::UnknownState("job job_1 is in state \"x\"".into());
+        let findings = unfinished_findings(unknown, &observed(&reads), &jobs);
+        assert_eq!(findings[0].rule, "lifecycle.unknown_state");
+        assert_eq!(findings[0].exchanges, [4], "the read that showed it");
+
+        let mut finished = read_at(9, "completed", 100.0);
+        finished.json.as_mut().unwrap()["output_url"] = "/relative".into();
+        let findings = poll_findings(&finished, &jobs);
+        assert_eq!(findings[0].rule, "job.output_url");
+        assert_eq!(findings[0].pointer.as_deref(), Some("/output_url"));
+        assert_eq!(findings[0].actual.as_deref(), Some("\"/relative\""));
+        assert_eq!(findings[0].exchanges, [9]);
+        assert!(findings[0]
+            .message
+            .ends_with(", in GET /test -> 200 (no request id)"));
+    }
+}

@@ -410,3 +410,112 @@ fn judge_recovery(
         .cites(limited)
         .cites_all(retries)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn bundled() -> SchemaSet {
+        SchemaSet::load(&crate::suite::Suite::load(None).unwrap()).unwrap()
+    }
+
+    /// A burst whose responses are `responses`, as exchanges 10, 11, ...
+    fn burst(responses: Vec<Response>) -> BurstReport {
+        let responses: Vec<Response> = responses
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.exchange = 10 + i;
+                r
+            })
+            .collect();
+        BurstReport {
+            request: "GET /test".into(),
+            sent: responses.len() as u32,
+            cap: 100,
+            concurrency: 1,
+            elapsed: Duration::from_millis(100),
+            first_limited_after: responses
+                .iter()
+                .position(|r| r.status == 429)
+                .map(|i| i + 1),
+            responses,
+            transport_errors: Vec::new(),
+            recovery: None,
+        }
+    }
+
+    const LIMITED: &str =
+        r#"{"error": {"code": "rate_limited", "message": "slow down", "request_id": "req_1"}}"#;
+
+    #[test]
+    fn a_retry_after_date_before_the_429_arrived_is_in_the_past() {
+        let ok = Response::for_test(
+            200,
+            &[("X-RateLimit-Limit", "1"), ("X-RateLimit-Remaining", "0")],
+            "{}",
+        );
+        let limited = Response::for_test(
+            429,
+            &[
+                ("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("X-RateLimit-Remaining", "0"),
+            ],
+            LIMITED,
+        );
+        let findings =
+            judge_hints(&Settings::default(), &bundled(), &burst(vec![ok, limited])).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, "rate_limit.retry_after_past");
+        assert_eq!(
+            findings[0].actual.as_deref(),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT")
+        );
+        assert_eq!(findings[0].exchanges, [11], "the 429");
+    }
+
+    #[test]
+    fn a_429_without_hints_breaks_two_rules() {
+        let report = burst(vec![
+            Response::for_test(200, &[], "{}"),
+            Response::for_test(429, &[], LIMITED),
+        ]);
+        let findings = judge_hints(&Settings::default(), &bundled(), &report).unwrap();
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            [
+                "rate_limit.retry_after_missing",
+                "rate_limit.headers_missing"
+            ]
+        );
+        assert_eq!(findings[0].exchanges, [11]);
+        assert_eq!(
+            findings[1].exchanges,
+            [10, 11],
+            "every response of the burst"
+        );
+        let calm = burst(vec![Response::for_test(200, &[], "{}")]);
+        assert!(matches!(
+            judge_hints(&Settings::default(), &bundled(), &calm),
+            Err(Abort::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn a_burst_without_a_429_cites_its_responses() {
+        let report = burst(vec![
+            Response::for_test(200, &[], "{}"),
+            Response::for_test(503, &[], ""),
+        ]);
+        let findings = judge_limited(&Settings::default(), &bundled(), &report).unwrap();
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["rate_limit.server_error", "rate_limit.no_429"]);
+        assert_eq!(findings[0].exchanges, [11]);
+        assert_eq!(findings[1].exchanges, [10, 11]);
+        assert!(findings[1]
+            .message
+            .ends_with(&format!(" [{}]", report.summary())));
+    }
+}
