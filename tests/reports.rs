@@ -902,3 +902,59 @@ fn ci_examples_publish_every_report_even_when_checks_fail() {
         assert!(gitlab.contains(needed), "the GitLab example lacks {needed}");
     }
 }
+
+/// A fault's findings carry the rule it breaks, and every exchange they cite is in the
+/// check's evidence, the first reproduced by the curl line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_report_findings_name_the_rule_and_cite_the_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json").display().to_string();
+    let extra = strings(&["--report-json", &json_path, "schema::job_read"]);
+    let (out, _) =
+        support::run_against_faults(&[Fault::JobProgressAsString], dir.path(), &extra).await;
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_valid_json_report(&document);
+    assert_eq!(document["format_version"], 2);
+    let check = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "schema::job_read")
+        .expect("schema::job_read ran");
+    assert_eq!(check["outcome"], "failed", "{check}");
+    let findings = check["findings"].as_array().unwrap();
+    let progress = findings
+        .iter()
+        .find(|f| f["rule"] == "schema.type" && f["pointer"] == "/progress")
+        .unwrap_or_else(|| panic!("no schema.type finding at /progress: {check}"));
+    assert_eq!(progress["expected"], "type");
+    assert!(
+        progress["actual"].as_str().unwrap().starts_with('"'),
+        "{progress}"
+    );
+    let messages: Vec<&str> = findings
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages.join("\n"),
+        check["message"],
+        "one message line per finding"
+    );
+    let evidence = &check["evidence"];
+    let shown: Vec<&Value> = evidence["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    let cited = progress["exchanges"].as_array().unwrap();
+    assert!(!cited.is_empty(), "{progress}");
+    assert!(
+        cited.iter().all(|id| shown.contains(&id)),
+        "{cited:?} vs {shown:?}"
+    );
+    assert_eq!(evidence["curl_exchange"], cited[0]);
+}
