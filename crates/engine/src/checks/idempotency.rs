@@ -38,7 +38,7 @@ fn created_id(cx: &CheckContext, response: &Response) -> Option<String> {
 
 /// A create that must succeed for the check to go on; anything else is the check's finding.
 fn expect_created(cx: &CheckContext, response: &Response, what: &str) -> Result<String, Findings> {
-    created_job(cx.settings(), response, what, "idempotency.create").map_err(|f| vec![f])
+    created_job(cx.settings(), response, what, "idempotency.create")
 }
 
 /// The create body with `video_url` (or the first string field) changed, so it differs.

@@ -129,7 +129,7 @@ impl Check for JobLifecycle {
             let started = Instant::now();
             let job_id = match create(cx, self.input.body.clone()).await? {
                 Ok(id) => id,
-                Err(finding) => return Ok(vec![finding]),
+                Err(findings) => return Ok(findings),
             };
             let follow = cx.run.follow(self.input.deadline_seconds, cx.name);
             let poll = follow.poll_interval;
@@ -238,7 +238,7 @@ impl Check for ManualStart {
             }
             let job_id = match create(cx, body).await? {
                 Ok(id) => id,
-                Err(finding) => return Ok(vec![finding]),
+                Err(findings) => return Ok(findings),
             };
             let mut findings = Vec::new();
             let watch = Duration::from_secs_f64(self.observe_seconds.clamp(0.0, 60.0));
@@ -311,7 +311,7 @@ impl Check for ManualStart {
 }
 
 /// POST the create path with `body`; the job id, or the finding when creation failed.
-async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, Finding>, Abort> {
+async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, Findings>, Abort> {
     let reply = cx
         .send_outgoing(&cx.settings().jobs.create_request(body))
         .await?;

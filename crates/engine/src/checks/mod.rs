@@ -306,17 +306,18 @@ fn envelope_findings(schemas: &SchemaSet, settings: &Settings, response: &Respon
         .collect()
 }
 
-/// The new job's id from a create reply, or the finding of `rule` that says why there is none.
+/// The new job's id from a create reply, or the finding of `rule` that says why there is none
+/// (as the check's findings, which it returns at once).
 fn created_job(
     settings: &Settings,
     reply: &Response,
     what: &str,
     rule: &str,
-) -> Result<String, Finding> {
+) -> Result<String, Findings> {
     settings
         .jobs
         .created_job_id(reply, what)
-        .map_err(|message| Finding::new(rule, message).cites(reply))
+        .map_err(|message| vec![Finding::new(rule, message).cites(reply)])
 }
 
 /// The error code at the suite's code pointer, if any.

@@ -62,7 +62,7 @@ fn judge_schema(
     }
     let json = match json_body(response, expected) {
         Ok(json) => json,
-        Err(finding) => return vec![finding],
+        Err(findings) => return findings,
     };
     schemas
         .violations(name, json)
@@ -95,7 +95,7 @@ impl Check for JobIdentity {
             let response = cx.send(&self.request).await?;
             let json = match json_body(&response, &StatusSet::success()) {
                 Ok(json) => json,
-                Err(finding) => return Ok(vec![finding]),
+                Err(findings) => return Ok(findings),
             };
             let pointer = &cx.settings().jobs.id_pointer;
             let expected = cx.job_id.as_deref().unwrap_or_default();
@@ -148,7 +148,7 @@ impl Check for JobInvariants {
             let response = cx.send(&self.request).await?;
             Ok(match json_body(&response, &StatusSet::success()) {
                 Ok(json) => invariant_findings_in(json, &cx.settings().jobs, &response),
-                Err(finding) => vec![finding],
+                Err(findings) => findings,
             })
         }
         .boxed()
@@ -209,27 +209,28 @@ fn media_type_finding(response: &Response) -> Option<Finding> {
     )
 }
 
-/// The JSON body of a response with an expected status, or the finding.
-fn json_body<'r>(response: &'r Response, expected: &StatusSet) -> Result<&'r Value, Finding> {
+/// The JSON body of a response with an expected status, or the finding (as the check's
+/// findings, which it returns at once).
+fn json_body<'r>(response: &'r Response, expected: &StatusSet) -> Result<&'r Value, Findings> {
     if let Some(finding) = status_finding("schema.status", response, expected) {
-        return Err(finding);
+        return Err(vec![finding]);
     }
     if response.truncated {
         let message = format!(
             "the body is larger than the cap and was cut, in {}",
             response.label()
         );
-        return Err(Finding::new("schema.body_cut", message).cites(response));
+        return Err(vec![
+            Finding::new("schema.body_cut", message).cites(response)
+        ]);
     }
     response.json.as_ref().ok_or_else(|| {
         let problem = response.json_problem().unwrap_or_default();
-        Finding::new(
-            "schema.not_json",
-            format!("{problem} in {}", response.label()),
-        )
-        .expected("a JSON body")
-        .actual(problem)
-        .cites(response)
+        let message = format!("{problem} in {}", response.label());
+        vec![Finding::new("schema.not_json", message)
+            .expected("a JSON body")
+            .actual(problem)
+            .cites(response)]
     })
 }
 
