@@ -9,6 +9,7 @@ use support::{run_bin, text};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use apiconform::finding::Finding;
 use apiconform::record::{CheckRecord, Exchange, Level, Outcome, RunRecord};
 use apiconform::reference::Fault;
 use apiconform::report::{self, console, json, junit, markdown, Report, ReportPaths, RunInfo};
@@ -83,11 +84,23 @@ fn check(
         level,
         outcome,
         message: message.into(),
+        findings: Vec::new(),
         duration: Duration::from_millis(250),
         exchanges,
         flaky: false,
         waited: Duration::ZERO,
     }
+}
+
+/// `check` with one finding of `rule` per line of its message, line `i` citing `cited[i]`.
+fn with_findings(mut check: CheckRecord, rule: &str, cited: &[usize]) -> CheckRecord {
+    check.findings = check
+        .message
+        .lines()
+        .zip(cited)
+        .map(|(line, id)| Finding::new(rule, line).cites_exchange(*id))
+        .collect();
+    check
 }
 
 fn synthetic_record() -> RunRecord {
@@ -105,7 +118,7 @@ fn synthetic_record() -> RunRecord {
         .push(("content-type".into(), "application/json".into()));
     setup.request_body = Some(r#"{"video_url":"https://example.com/it's.mp4"}"#.into());
     setup.body_excerpt = r#"{"error":{"code":"internal_error","request_id":"req_setup01"}}"#.into();
-    record.add_exchange(setup);
+    let setup = record.add_exchange(setup);
     let valid = record.add_exchange(exchange(
         "auth::valid_key",
         "GET",
@@ -169,35 +182,51 @@ fn synthetic_record() -> RunRecord {
             "expected a request id header (X-Request-Id) on GET /health -> 200 (no request id)",
             vec![missing],
         ),
-        check(
-            "errors::malformed_job_id",
-            Level::Must,
-            Outcome::Failed,
-            "id \"<b>\": a 5xx for client input, got GET /v1/jobs/%3Cb%3E -> 500 (request id req_mal0002)\n\
-             id \"a|b\": a 5xx for client input, got GET /v1/jobs/a%7Cb -> 500 (request id req_mal0001)",
-            vec![long, odd],
+        with_findings(
+            check(
+                "errors::malformed_job_id",
+                Level::Must,
+                Outcome::Failed,
+                "id \"<b>\": a 5xx for client input, got GET /v1/jobs/%3Cb%3E -> 500 (request id req_mal0002)\n\
+                 id \"a|b\": a 5xx for client input, got GET /v1/jobs/a%7Cb -> 500 (request id req_mal0001)",
+                vec![long, odd],
+            ),
+            "errors.malformed_id",
+            &[odd, long],
         ),
-        check(
-            "auth::key_not_echoed",
-            Level::Must,
-            Outcome::Failed,
-            "the submitted key came back in the header x-debug-api-key, in GET /v1/jobs?limit=1 -> 200 (request id req_echo001)",
-            vec![echoed],
+        with_findings(
+            check(
+                "auth::key_not_echoed",
+                Level::Must,
+                Outcome::Failed,
+                "the submitted key came back in the header x-debug-api-key, in GET /v1/jobs?limit=1 -> 200 (request id req_echo001)",
+                vec![echoed],
+            ),
+            "auth.key_echoed",
+            &[echoed],
         ),
         flaky,
-        check(
-            "schema::create_reply",
-            Level::Must,
-            Outcome::Errored,
-            "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
-            vec![],
+        with_findings(
+            check(
+                "schema::create_reply",
+                Level::Must,
+                Outcome::Errored,
+                "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
+                vec![],
+            ),
+            "run.job_setup",
+            &[setup],
         ),
-        check(
-            "schema::job_read",
-            Level::Must,
-            Outcome::Errored,
-            "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
-            vec![],
+        with_findings(
+            check(
+                "schema::job_read",
+                Level::Must,
+                Outcome::Errored,
+                "could not create a job: POST /v1/jobs -> 500 (request id req_setup01)",
+                vec![],
+            ),
+            "run.job_setup",
+            &[setup],
         ),
     ] {
         record.add_check(record_check);
@@ -885,4 +914,60 @@ fn ci_examples_publish_every_report_even_when_checks_fail() {
     ] {
         assert!(gitlab.contains(needed), "the GitLab example lacks {needed}");
     }
+}
+
+/// A fault's findings carry the rule it breaks, and every exchange they cite is in the
+/// check's evidence, the first reproduced by the curl line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_report_findings_name_the_rule_and_cite_the_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json").display().to_string();
+    let extra = strings(&["--report-json", &json_path, "schema::job_read"]);
+    let (out, _) =
+        support::run_against_faults(&[Fault::JobProgressAsString], dir.path(), &extra).await;
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_valid_json_report(&document);
+    assert_eq!(document["format_version"], 2);
+    let check = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "schema::job_read")
+        .expect("schema::job_read ran");
+    assert_eq!(check["outcome"], "failed", "{check}");
+    let findings = check["findings"].as_array().unwrap();
+    let progress = findings
+        .iter()
+        .find(|f| f["rule"] == "schema.type" && f["pointer"] == "/progress")
+        .unwrap_or_else(|| panic!("no schema.type finding at /progress: {check}"));
+    assert_eq!(progress["expected"], "type");
+    assert!(
+        progress["actual"].as_str().unwrap().starts_with('"'),
+        "{progress}"
+    );
+    let messages: Vec<&str> = findings
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages.join("\n"),
+        check["message"],
+        "one message line per finding"
+    );
+    let evidence = &check["evidence"];
+    let shown: Vec<&Value> = evidence["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    let cited = progress["exchanges"].as_array().unwrap();
+    assert!(!cited.is_empty(), "{progress}");
+    assert!(
+        cited.iter().all(|id| shown.contains(&id)),
+        "{cited:?} vs {shown:?}"
+    );
+    assert_eq!(evidence["curl_exchange"], cited[0]);
 }

@@ -5,7 +5,7 @@
 //! judges one aspect of the same report.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 
@@ -93,14 +93,15 @@ impl BurstReport {
     }
 }
 
-/// The RateLimit headers of a response, in whichever form it used.
+/// The RateLimit headers of a response, in whichever form it used; a reset given as a date
+/// is read against the moment the response arrived.
 pub fn rate_limit_info(response: &Response) -> Option<RateLimitInfo> {
     hints::parse_rate_limit(
         response
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str())),
-        SystemTime::now(),
+        response.received_at,
     )
 }
 

@@ -194,6 +194,34 @@ impl Response {
     pub fn body_excerpt(&self, max_chars: usize) -> String {
         excerpt(&self.body, max_chars)
     }
+
+    /// A response as if `GET /test` got it just now, for unit tests of the pure judges;
+    /// header names are lower-cased as the client does, and the id is the `X-Request-Id`.
+    #[cfg(test)]
+    pub fn for_test(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        let request_id = headers
+            .iter()
+            .find(|(n, _)| n == "x-request-id")
+            .map(|(_, v)| v.clone());
+        Response {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+            json: serde_json::from_str(body).ok(),
+            truncated: false,
+            request_id,
+            elapsed: Duration::ZERO,
+            received_at: SystemTime::now(),
+            exchange: 0,
+            request_line: "GET /test".into(),
+            rate_limit_retries: 0,
+            backoff_reasons: Vec::new(),
+        }
+    }
 }
 
 /// The request got no HTTP response: refused, reset, timed out, TLS failure, or it was not

@@ -222,7 +222,7 @@ impl RunContext {
 }
 
 /// The recorder name of the run's own job set-up.
-const JOB_SETUP: &str = "run::job_setup";
+pub(crate) const JOB_SETUP: &str = "run::job_setup";
 
 /// A reason cut at its first parenthesis: the full text is in the run's notices.
 fn first_clause(reason: &str) -> &str {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::client::{HttpClient, Outgoing, Response, SendOptions};
+use crate::finding::Finding;
 use crate::suite::{encode_segment, JobSettings};
 
 /// Which kind of state a status is, per the suite's state lists.
@@ -97,54 +98,88 @@ pub fn status_of<'a>(job: &'a Value, settings: &JobSettings) -> Option<&'a str> 
 /// Every way `job` breaks the status invariants of docs/contract.md section 3, as messages that
 /// name the field, the rule and the value seen.
 pub fn invariant_violations(job: &Value, settings: &JobSettings) -> Vec<String> {
+    invariant_findings(job, settings)
+        .into_iter()
+        .map(|f| f.message)
+        .collect()
+}
+
+/// [`invariant_violations`] as findings: `job.status_type`, `job.status_unknown`,
+/// `job.progress`, `job.output_url` and `job.error`, each with the field's pointer, what it must hold, and the value seen.
+pub fn invariant_findings(job: &Value, settings: &JobSettings) -> Vec<Finding> {
     let mut found = Vec::new();
+    // "at {pointer}: {rule}, saw {value}", the shape of every invariant message.
+    let mut violation = |rule: &str, pointer: &str, must: String, seen: String| {
+        found.push(
+            Finding::new(rule, format!("at {pointer}: {must}, saw {seen}"))
+                .expected(must)
+                .actual(seen)
+                .at(pointer),
+        )
+    };
     let status_path = &settings.status_pointer;
     let Some(status) = status_of(job, settings) else {
-        found.push(format!(
-            "at {status_path}: a job must have a string status, saw {}",
-            shown(job.pointer(status_path))
-        ));
+        violation(
+            "job.status_type",
+            status_path,
+            "a job must have a string status".into(),
+            shown(job.pointer(status_path)),
+        );
         return found;
     };
     let Some(phase) = settings.phase(status) else {
         let known: Vec<&str> = settings.known_states().map(String::as_str).collect();
-        found.push(format!(
-            "at {status_path}: status must be one of {}, saw \"{status}\"",
-            known.join(", ")
-        ));
+        violation(
+            "job.status_unknown",
+            status_path,
+            format!("status must be one of {}", known.join(", ")),
+            format!("\"{status}\""),
+        );
         return found;
     };
     let progress_path = &settings.progress_pointer;
     let progress = job.pointer(progress_path);
     match progress.and_then(Value::as_f64) {
-        Some(p) if !(0.0..=100.0).contains(&p) => found.push(format!(
-            "at {progress_path}: progress must be between 0 and 100, saw {p}"
-        )),
-        Some(p) if phase == Phase::Completed && p != 100.0 => found.push(format!(
-            "at {progress_path}: a {status} job must have progress 100, saw {p}"
-        )),
+        Some(p) if !(0.0..=100.0).contains(&p) => violation(
+            "job.progress",
+            progress_path,
+            "progress must be between 0 and 100".into(),
+            p.to_string(),
+        ),
+        Some(p) if phase == Phase::Completed && p != 100.0 => violation(
+            "job.progress",
+            progress_path,
+            format!("a {status} job must have progress 100"),
+            p.to_string(),
+        ),
         Some(_) => {}
-        None => found.push(format!(
-            "at {progress_path}: progress must be a number, saw {}",
-            shown(progress)
-        )),
+        None => violation(
+            "job.progress",
+            progress_path,
+            "progress must be a number".into(),
+            shown(progress),
+        ),
     }
     let output_path = &settings.output_pointer;
     let output = job.pointer(output_path);
     match phase {
         Phase::Completed => match output.and_then(Value::as_str) {
             Some(text) if is_absolute_url(text) => {}
-            _ => found.push(format!(
-                "at {output_path}: a {status} job must have an absolute output URL, saw {}",
-                shown(output)
-            )),
+            _ => violation(
+                "job.output_url",
+                output_path,
+                format!("a {status} job must have an absolute output URL"),
+                shown(output),
+            ),
         },
         Phase::Pending | Phase::Processing => {
             if !matches!(output, None | Some(Value::Null)) {
-                found.push(format!(
-                    "at {output_path}: a {status} job must have no output URL yet (null), saw {}",
-                    shown(output)
-                ));
+                violation(
+                    "job.output_url",
+                    output_path,
+                    format!("a {status} job must have no output URL yet (null)"),
+                    shown(output),
+                );
             }
         }
         Phase::Failed => {}
@@ -157,18 +192,22 @@ pub fn invariant_violations(job: &Value, settings: &JobSettings) -> Vec<String> 
                 .and_then(Value::as_str)
                 .is_none_or(|e| e.trim().is_empty())
             {
-                found.push(format!(
-                    "at {error_path}: a {status} job must say why (non-empty error), saw {}",
-                    shown(error)
-                ));
+                violation(
+                    "job.error",
+                    error_path,
+                    format!("a {status} job must say why (non-empty error)"),
+                    shown(error),
+                );
             }
         }
         _ => {
             if !matches!(error, None | Some(Value::Null)) {
-                found.push(format!(
-                    "at {error_path}: a {status} job must have error null, saw {}",
-                    shown(error)
-                ));
+                violation(
+                    "job.error",
+                    error_path,
+                    format!("a {status} job must have error null"),
+                    shown(error),
+                );
             }
         }
     }
@@ -225,8 +264,8 @@ pub async fn create(
 pub enum PollFailure {
     /// A read got no HTTP response: no verdict about the job.
     Transport(String),
-    /// A read was answered with a status other than 2xx.
-    Refused(String),
+    /// A read was answered with a status other than 2xx (in the exchange named).
+    Refused(String, usize),
     /// The job is in a state the suite does not know (or has no status): a finding at once.
     UnknownState(String),
     /// The deadline passed first (or an earlier job of the run outlived its own).
@@ -237,7 +276,7 @@ impl std::fmt::Display for PollFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PollFailure::Transport(m)
-            | PollFailure::Refused(m)
+            | PollFailure::Refused(m, _)
             | PollFailure::UnknownState(m)
             | PollFailure::Deadline(m) => f.write_str(m),
         }
@@ -305,10 +344,13 @@ impl Follow<'_> {
                 .await
                 .map_err(|e| PollFailure::Transport(format!("could not read job {job_id}: {e}")))?;
             if !response.is_success() {
-                return Err(PollFailure::Refused(format!(
-                    "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
-                    response.label()
-                )));
+                return Err(PollFailure::Refused(
+                    format!(
+                        "reading job {job_id} while waiting for it to finish: expected 2xx, got {}",
+                        response.label()
+                    ),
+                    response.exchange,
+                ));
             }
             observe(&response);
             let status = response.json.as_ref().and_then(|j| status_of(j, settings));

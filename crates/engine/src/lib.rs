@@ -19,6 +19,7 @@ pub mod checks;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod finding;
 pub mod hints;
 pub mod jobs;
 pub mod links;

@@ -6,6 +6,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::finding::Finding;
+
 /// Whether a violation fails the check (MUST) or only warns unless `--strict` (SHOULD).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Level {
@@ -74,8 +76,12 @@ pub struct CheckRecord {
     pub area: String,
     pub level: Level,
     pub outcome: Outcome,
-    /// Why it failed, warned, was ignored or errored; empty when it passed.
+    /// Why it failed, warned, was ignored or errored; empty when it passed. For a failure or
+    /// warning, the messages of `findings`, one a line.
     pub message: String,
+    /// The violations it saw (masked). An errored check that the run's job set-up stopped has
+    /// one, `run.job_setup`, citing that step's exchange.
+    pub findings: Vec<Finding>,
     pub duration: Duration,
     /// Ids of the exchanges this check made (see [`RunRecord::exchanges`]).
     pub exchanges: Vec<usize>,

@@ -8,8 +8,9 @@ use libtest_mimic::{Completion, Failed, Trial};
 use tokio::runtime::Handle;
 
 use crate::checks::{self, Check, Needs};
-use crate::context::{Abort, CheckContext, RunContext};
+use crate::context::{Abort, CheckContext, RunContext, JOB_SETUP};
 use crate::error::AppError;
+use crate::finding::{self, Finding};
 use crate::record::{CheckRecord, Level, Outcome};
 use crate::suite::{Credential, Suite};
 
@@ -121,27 +122,42 @@ impl Plan {
             Ok(Err(join_error)) => Err(Abort::Errored(format!(
                 "the check panicked (a bug in apiconform): {}",
                 panic_message(join_error)
-            ))),
+            ))
+            .into()),
             Err(_) => {
                 task.abort();
-                Err(Abort::Errored(
-                    "stopped: the run's deadline (--deadline) passed".into(),
-                ))
+                Err(Abort::Errored("stopped: the run's deadline (--deadline) passed".into()).into())
             }
         };
         let planned = &self.checks[index];
         let secrets = self.context.client.secrets();
-        let (outcome, message) = match result {
-            Ok((findings, notes)) if findings.is_empty() => (Outcome::Passed, notes.join("\n")),
+        let (outcome, message, findings) = match result {
+            Ok((findings, notes)) if findings.is_empty() => {
+                (Outcome::Passed, notes.join("\n"), findings)
+            }
             Ok((findings, _)) => {
                 let outcome = match (planned.level, self.context.options.strict) {
                     (Level::Should, false) => Outcome::Warned,
                     _ => Outcome::Failed,
                 };
-                (outcome, findings.join("\n"))
+                (outcome, finding::messages(&findings), findings)
             }
-            Err(Abort::Ignored(reason)) => (Outcome::Ignored, reason),
-            Err(Abort::Errored(reason)) => (Outcome::Errored, reason),
+            Err(Stopped {
+                abort: Abort::Ignored(reason),
+                ..
+            }) => (Outcome::Ignored, reason, Vec::new()),
+            Err(Stopped {
+                abort: Abort::Errored(reason),
+                cites,
+            }) => {
+                // A set-up step of the harness stopped it: that step is the evidence.
+                let findings = if cites.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Finding::new("run.job_setup", reason.clone()).cites_exchanges(cites)]
+                };
+                (Outcome::Errored, reason, findings)
+            }
         };
         let record = CheckRecord {
             name: planned.name.clone(),
@@ -149,6 +165,7 @@ impl Plan {
             level: planned.level,
             outcome,
             message: secrets.mask(&message),
+            findings: findings.iter().map(|f| f.masked(secrets)).collect(),
             duration: started.elapsed(),
             exchanges: self
                 .context
@@ -173,6 +190,7 @@ impl Plan {
             level: planned.level,
             outcome: Outcome::Ignored,
             message: reason.to_string(),
+            findings: Vec::new(),
             duration: std::time::Duration::ZERO,
             exchanges: Vec::new(),
             flaky: false,
@@ -182,11 +200,11 @@ impl Plan {
 
     /// Check what the check needs, then run it: alone if it must be, else beside the others.
     /// Returns its findings and its notes.
-    async fn evaluate(&self, index: usize) -> Result<(checks::Findings, Vec<String>), Abort> {
+    async fn evaluate(&self, index: usize) -> Result<(checks::Findings, Vec<String>), Stopped> {
         let planned = &self.checks[index];
         let needs = planned.check.needs(self.context.settings());
         if let Some(reason) = self.unmet(needs) {
-            return Err(Abort::Ignored(reason));
+            return Err(Abort::Ignored(reason).into());
         }
         // The lock is taken before the job is obtained: creating it is traffic too.
         let (_shared, _alone) = if needs.exclusive {
@@ -194,17 +212,35 @@ impl Plan {
         } else {
             (Some(self.context.traffic.read().await), None)
         };
-        let job_id = if needs.finished_job {
-            Some(self.context.finished_job().await?)
+        let job = if needs.finished_job {
+            Some(self.context.finished_job().await)
         } else if needs.job {
-            Some(self.context.job().await?)
+            Some(self.context.job().await)
         } else {
             None
         };
+        let job_id = job.transpose().map_err(|abort| self.set_up_failed(abort))?;
         let cx = CheckContext::new(&planned.name, &self.context, job_id);
         let findings = planned.check.run(&cx).await?;
         let notes = cx.notes.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok((findings, notes))
+    }
+
+    /// A check stopped because the run's job could not be set up: the set-up's last exchange
+    /// (the failed create, or the last read of a job that did not finish) explains it.
+    fn set_up_failed(&self, abort: Abort) -> Stopped {
+        let cites = match abort {
+            Abort::Errored(_) => self
+                .context
+                .record
+                .exchanges_of(JOB_SETUP)
+                .last()
+                .map(|e| e.id)
+                .into_iter()
+                .collect(),
+            Abort::Ignored(_) => Vec::new(),
+        };
+        Stopped { abort, cites }
     }
 
     /// Why a check with `needs` cannot run here, if it cannot.
@@ -242,6 +278,21 @@ impl Plan {
                 .with_ignored_flag(planned.ignored)
             })
             .collect()
+    }
+}
+
+/// Why a check stopped without a verdict, and the harness exchanges that explain it.
+struct Stopped {
+    abort: Abort,
+    cites: Vec<usize>,
+}
+
+impl From<Abort> for Stopped {
+    fn from(abort: Abort) -> Stopped {
+        Stopped {
+            abort,
+            cites: Vec::new(),
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Violation {
     pub rule: String,
     /// The validator's own sentence, which quotes the value.
     pub detail: String,
+    /// The value at `path` that broke the rule.
+    pub value: Value,
 }
 
 impl std::fmt::Display for Violation {
@@ -91,6 +93,7 @@ impl SchemaSet {
                 path: error.instance_path().as_str().to_string(),
                 rule: error.kind().keyword().to_string(),
                 detail: error.to_string(),
+                value: error.instance().clone().into_owned(),
             })
             .collect()
     }

@@ -4,7 +4,10 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{error_code, planned, send_all, status_finding, success, Check, Findings, Needs};
+use super::{
+    error_code, planned, send_all, status_finding, success, Check, Finding, Findings, Needs,
+};
+use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::secrets::contains_bytes;
 use crate::suite::{RequestSpec, Settings, StatusSet};
@@ -30,9 +33,11 @@ impl Check for AuthAccepted {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let response = cx.send(&self.request).await?;
-            Ok(status_finding(&response, &self.expect_status)
-                .into_iter()
-                .collect())
+            Ok(
+                status_finding("auth.status", &response, &self.expect_status)
+                    .into_iter()
+                    .collect(),
+            )
         }
         .boxed()
     }
@@ -65,29 +70,48 @@ impl Check for AuthRejected {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let response = cx.send(&self.request).await?;
-            let what = self.request.describe();
-            if let Some(finding) = status_finding(&response, &self.expect_status) {
-                return Ok(vec![format!("{what}: {finding}")]);
-            }
-            let mut findings = Vec::new();
-            if let Some(expected) = &self.expect_code {
-                let pointer = &cx.settings().errors.code_pointer;
-                match error_code(cx, &response) {
-                    Some(code) if code == expected => {}
-                    Some(code) => findings.push(format!(
-                        "{what}: expected error code \"{expected}\" at {pointer}, saw \"{code}\" in {}",
-                        response.label()
-                    )),
-                    None => findings.push(format!(
-                        "{what}: expected error code \"{expected}\" at {pointer}, found none in {}: {}",
-                        response.label(),
-                        response.body_excerpt(200)
-                    )),
-                }
-            }
-            Ok(findings)
+            Ok(self.judge(cx.settings(), &response))
         }
         .boxed()
+    }
+}
+
+impl AuthRejected {
+    /// `auth.status` when the refusal has another status, else `auth.code` when the body
+    /// lacks the expected error code.
+    fn judge(&self, settings: &Settings, response: &Response) -> Findings {
+        let what = format!("{}: ", self.request.describe());
+        if let Some(finding) = status_finding("auth.status", response, &self.expect_status) {
+            return vec![finding.prefixed(&what)];
+        }
+        let Some(expected) = &self.expect_code else {
+            return Vec::new();
+        };
+        let pointer = &settings.errors.code_pointer;
+        let (seen, message) = match error_code(settings, response) {
+            Some(code) if code == expected => return Vec::new(),
+            Some(code) => (
+                format!("\"{code}\""),
+                format!(
+                    "expected error code \"{expected}\" at {pointer}, saw \"{code}\" in {}",
+                    response.label()
+                ),
+            ),
+            None => (
+                "none".into(),
+                format!(
+                    "expected error code \"{expected}\" at {pointer}, found none in {}: {}",
+                    response.label(),
+                    response.body_excerpt(200)
+                ),
+            ),
+        };
+        vec![Finding::new("auth.code", message)
+            .prefixed(&what)
+            .expected(format!("\"{expected}\""))
+            .actual(seen)
+            .at(pointer)
+            .cites(response)]
     }
 }
 
@@ -116,7 +140,8 @@ impl Check for CrossTenant {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let response = cx.send(&self.request).await?;
-            let Some(finding) = status_finding(&response, &self.expect_status) else {
+            let Some(finding) = status_finding("auth.cross_tenant", &response, &self.expect_status)
+            else {
                 return Ok(Vec::new());
             };
             let why = match response.status {
@@ -124,10 +149,10 @@ impl Check for CrossTenant {
                 403 => "403 confirms that the job exists to a tenant who may not see it",
                 _ => "another tenant's job must look like a job that does not exist",
             };
-            Ok(vec![format!(
-                "{}: {why}; {finding}",
+            Ok(vec![finding.prefixed(&format!(
+                "{}: {why}; ",
                 self.request.describe()
-            )])
+            ))])
         }
         .boxed()
     }
@@ -167,44 +192,103 @@ impl Check for SecretNotEchoed {
                     places.push("body".into());
                 }
                 if !places.is_empty() {
-                    findings.push(format!(
+                    let message = format!(
                         "{}: the submitted key came back in the {}, in {}",
                         request.describe(),
                         places.join(", "),
                         response.label()
-                    ));
+                    );
+                    findings.push(
+                        Finding::new("auth.key_echoed", message)
+                            .actual(places.join(", "))
+                            .cites(response),
+                    );
                 }
             }
             let ours: Vec<usize> = responses.iter().map(|r| r.exchange).collect();
-            let elsewhere: Vec<String> = cx
+            let elsewhere: Vec<(usize, String)> = cx
                 .run
                 .record
                 .exchanges()
                 .into_iter()
                 .filter(|e| e.echoed_secret && !ours.contains(&e.id))
                 .map(|e| {
-                    format!(
+                    let line = format!(
                         "{} {} (request id {})",
                         e.method,
                         e.url,
                         e.request_id.as_deref().unwrap_or("none")
-                    )
+                    );
+                    (e.id, line)
                 })
                 .collect();
             if !elsewhere.is_empty() {
-                findings.push(format!(
+                let shown: Vec<&str> = elsewhere.iter().take(5).map(|(_, l)| l.as_str()).collect();
+                let message = format!(
                     "{} other response(s) of this run echoed a key: {}",
                     elsewhere.len(),
-                    elsewhere
-                        .iter()
-                        .take(5)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
+                    shown.join("; ")
+                );
+                findings.push(
+                    Finding::new("auth.key_echoed_elsewhere", message)
+                        .cites_exchanges(elsewhere.iter().map(|(id, _)| *id)),
+                );
             }
             Ok(findings)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::Credential;
+
+    fn rejected(expect_code: Option<&str>) -> AuthRejected {
+        let mut request = RequestSpec::get("/v1/jobs");
+        request.credential = Credential::Missing;
+        AuthRejected {
+            request,
+            expect_status: unauthorized(),
+            expect_code: expect_code.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_refusal_with_another_status_is_auth_status() {
+        let mut response = Response::for_test(200, &[], "[]");
+        response.exchange = 4;
+        let findings = rejected(Some("unauthorized")).judge(&Settings::default(), &response);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let finding = &findings[0];
+        assert_eq!(finding.rule, "auth.status");
+        assert_eq!(finding.expected.as_deref(), Some("401"));
+        assert_eq!(finding.actual.as_deref(), Some("200"));
+        assert_eq!(finding.exchanges, [4]);
+        assert!(finding
+            .message
+            .contains(": expected status 401, got GET /test -> 200"));
+    }
+
+    #[test]
+    fn a_refusal_without_the_code_is_auth_code() {
+        let settings = Settings::default();
+        let pointer = settings.errors.code_pointer.clone();
+        let body = r#"{"error": {"code": "forbidden", "message": "no"}}"#;
+        let findings =
+            rejected(Some("unauthorized")).judge(&settings, &Response::for_test(401, &[], body));
+        assert_eq!(findings[0].rule, "auth.code");
+        assert_eq!(findings[0].expected.as_deref(), Some("\"unauthorized\""));
+        assert_eq!(findings[0].actual.as_deref(), Some("\"forbidden\""));
+        assert_eq!(findings[0].pointer.as_deref(), Some(pointer.as_str()));
+        let right = body.replace("forbidden", "unauthorized");
+        let response = Response::for_test(401, &[], &right);
+        assert!(rejected(Some("unauthorized"))
+            .judge(&settings, &response)
+            .is_empty());
+        assert!(rejected(None)
+            .judge(&settings, &Response::for_test(401, &[], ""))
+            .is_empty());
     }
 }

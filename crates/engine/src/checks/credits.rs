@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{error_code, planned, status_finding, with_oracle, Check, Findings, Needs};
+use super::{error_code, planned, status_finding, with_oracle, Check, Finding, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::oracle::Snapshot;
 use crate::suite::{RequestSpec, Settings, StatusSet};
@@ -50,31 +50,52 @@ impl Check for InsufficientCredits {
             let before = Snapshot::take(cx, credential).await?;
             let response = cx.send(&self.request).await?;
             let after = Snapshot::take(cx, credential).await?;
-            let mut findings: Findings = status_finding(&response, &self.expect_status)
-                .into_iter()
-                .collect();
-            if findings.is_empty() && error_code(cx, &response) != Some(self.expect_code.as_str()) {
-                findings.push(format!(
-                    "expected error code \"{}\", saw {} in {}",
+            let mut findings: Findings =
+                status_finding("credits.status", &response, &self.expect_status)
+                    .into_iter()
+                    .collect();
+            let code = error_code(cx.settings(), &response);
+            if findings.is_empty() && code != Some(self.expect_code.as_str()) {
+                let seen = code
+                    .map(|c| format!("\"{c}\""))
+                    .unwrap_or_else(|| "none".into());
+                let message = format!(
+                    "expected error code \"{}\", saw {seen} in {}",
                     self.expect_code,
-                    error_code(cx, &response)
-                        .map(|c| format!("\"{c}\""))
-                        .unwrap_or_else(|| "none".into()),
                     response.label()
-                ));
+                );
+                findings.push(
+                    Finding::new("credits.code", message)
+                        .expected(format!("\"{}\"", self.expect_code))
+                        .actual(seen)
+                        .at(&cx.settings().errors.code_pointer)
+                        .cites(&response),
+                );
             }
+            // A side effect is seen in the oracle's reads around the refused create.
+            let side_effect = |rule: &str, message: String| {
+                Finding::new(rule, message)
+                    .cites(&response)
+                    .cites_exchanges(after.exchanges_since(&before))
+            };
             let new_jobs = after.new_jobs(&before);
             if !new_jobs.is_empty() {
-                findings.push(format!(
-                    "the refused create still made job(s) {}",
-                    new_jobs.join(", ")
+                findings.push(side_effect(
+                    "credits.job_created",
+                    format!(
+                        "the refused create still made job(s) {}",
+                        new_jobs.join(", ")
+                    ),
                 ));
             }
             if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
-                findings.push(format!(
-                    "the refused create still added {} usage event(s): {}",
-                    events.len(),
-                    events[0]
+                findings.push(side_effect(
+                    "credits.charged",
+                    format!(
+                        "the refused create still added {} usage event(s): {}",
+                        events.len(),
+                        events[0]
+                    ),
                 ));
             }
             Ok(findings)

@@ -51,7 +51,7 @@ impl Check for ErrorEnvelope {
             }
             Ok(errors
                 .into_iter()
-                .flat_map(|r| envelope_findings(cx, r))
+                .flat_map(|r| envelope_findings(cx.schemas(), cx.settings(), r))
                 .collect())
         }
         .boxed()
@@ -87,10 +87,10 @@ impl Check for NotFound {
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
         async move {
             let response = cx.send(&self.request).await?;
-            if let Some(finding) = status_finding(&response, &self.expect_status) {
+            if let Some(finding) = status_finding("errors.status", &response, &self.expect_status) {
                 return Ok(vec![finding]);
             }
-            Ok(envelope_findings(cx, &response))
+            Ok(envelope_findings(cx.schemas(), cx.settings(), &response))
         }
         .boxed()
     }
@@ -176,7 +176,9 @@ impl Check for MalformedId {
             for id in &self.ids {
                 let request = RequestSpec::get(&self.path.fill("malformed_id", id).0);
                 let response = cx.send(&request).await?;
-                if let Some(finding) = status_finding(&response, &self.expect_status) {
+                if let Some(finding) =
+                    status_finding("errors.malformed_id", &response, &self.expect_status)
+                {
                     let shown: String = id.chars().take(40).collect();
                     let more = if id.chars().count() > 40 {
                         format!("... ({} chars)", id.chars().count())
@@ -188,7 +190,7 @@ impl Check for MalformedId {
                     } else {
                         ""
                     };
-                    findings.push(format!("id {shown:?}{more}: {severity}{finding}"));
+                    findings.push(finding.prefixed(&format!("id {shown:?}{more}: {severity}")));
                 }
             }
             Ok(findings)

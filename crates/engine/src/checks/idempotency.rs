@@ -7,7 +7,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{with_oracle, Check, Findings, Needs, WRITES};
+use super::{created_job, with_oracle, Check, Finding, Findings, Needs, WRITES};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{id_text, status_of};
@@ -38,10 +38,7 @@ fn created_id(cx: &CheckContext, response: &Response) -> Option<String> {
 
 /// A create that must succeed for the check to go on; anything else is the check's finding.
 fn expect_created(cx: &CheckContext, response: &Response, what: &str) -> Result<String, Findings> {
-    cx.settings()
-        .jobs
-        .created_job_id(response, what)
-        .map_err(|finding| vec![finding])
+    created_job(cx.settings(), response, what, "idempotency.create")
 }
 
 /// The create body with `video_url` (or the first string field) changed, so it differs.
@@ -69,16 +66,40 @@ fn other_body(body: &Value) -> Value {
     other
 }
 
-/// A finding when `what` left more than one new job in the tenant's job list.
-fn duplicate_jobs(before: &Snapshot, after: &Snapshot, what: &str) -> Option<String> {
+/// A finding when `what` (the `creates`) left more than one new job in the tenant's job list.
+fn duplicate_jobs(
+    before: &Snapshot,
+    after: &Snapshot,
+    what: &str,
+    creates: &[&Response],
+) -> Option<Finding> {
     let new_jobs = after.new_jobs(before);
     (new_jobs.len() > 1).then(|| {
-        format!(
+        let message = format!(
             "{what} with one Idempotency-Key left {} new jobs in the job list (expected one): {}",
             new_jobs.len(),
             new_jobs.join(", ")
-        )
+        );
+        Finding::new("idempotency.duplicate_job", message)
+            .expected(1)
+            .actual(new_jobs.len())
+            .cites_all(creates.iter().copied())
+            .cites_exchanges(after.exchanges_since(before))
     })
+}
+
+/// A finding of `rule` about a side effect seen between `before` and `after` (the oracle's
+/// reads), caused by `cause`.
+fn side_effect(
+    rule: &str,
+    message: String,
+    cause: &[&Response],
+    before: &Snapshot,
+    after: &Snapshot,
+) -> Finding {
+    Finding::new(rule, message)
+        .cites_all(cause.iter().copied())
+        .cites_exchanges(after.exchanges_since(before))
 }
 
 /// Writes, while no other check sends traffic (the side-effect oracle must see only ours).
@@ -158,31 +179,40 @@ impl Check for ReadsAreSafe {
             if all_terminal {
                 for (read, body) in reads.iter().zip(&bodies).skip(1) {
                     if body != &bodies[0] {
-                        findings.push(format!(
-                            "the same finished job read twice differs: first {}, then {} in {}",
+                        let (first, then) = (
                             crate::jobs::shown(bodies[0].as_ref()),
                             crate::jobs::shown(body.as_ref()),
+                        );
+                        let message = format!(
+                            "the same finished job read twice differs: first {first}, then {then} in {}",
                             read.label()
-                        ));
+                        );
+                        findings.push(
+                            Finding::new("idempotency.read_changed", message)
+                                .expected(first)
+                                .actual(then)
+                                .cites(&reads[0])
+                                .cites(read),
+                        );
                         break;
                     }
                 }
             } else {
                 cx.note("the job is not finished, so only side effects were compared");
             }
+            let reads: Vec<&Response> = reads.iter().collect();
             let new_jobs = after.new_jobs(&before);
             if !new_jobs.is_empty() {
-                findings.push(format!(
-                    "reading a job created job(s): {}",
-                    new_jobs.join(", ")
-                ));
+                let message = format!("reading a job created job(s): {}", new_jobs.join(", "));
+                findings.push(side_effect("idempotency.read_created_job", message, &reads, &before, &after));
             }
             if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
-                findings.push(format!(
+                let message = format!(
                     "reading a job added {} usage event(s), e.g. {}",
                     events.len(),
                     events[0]
-                ));
+                );
+                findings.push(side_effect("idempotency.read_charged", message, &reads, &before, &after));
             }
             Ok(findings)
         }
@@ -226,19 +256,30 @@ impl Check for IdempotentCreate {
             let mut findings = Vec::new();
             match expect_created(cx, &retry, "the retry with the same key and body") {
                 Err(mut f) => findings.append(&mut f),
-                Ok(id) if id != first_id => findings.push(format!(
-                    "the retry with the same Idempotency-Key created job {id} instead of replaying {first_id}, in {}",
-                    retry.label()
-                )),
+                Ok(id) if id != first_id => findings.push(
+                    Finding::new(
+                        "idempotency.not_replayed",
+                        format!(
+                            "the retry with the same Idempotency-Key created job {id} instead of replaying {first_id}, in {}",
+                            retry.label()
+                        ),
+                    )
+                    .expected(&first_id)
+                    .actual(&id)
+                    .cites(&first)
+                    .cites(&retry),
+                ),
                 Ok(_) => {}
             }
-            findings.extend(duplicate_jobs(&before, &after, "the create and its retry"));
+            let creates = [&first, &retry];
+            findings.extend(duplicate_jobs(&before, &after, "the create and its retry", &creates));
             if let Some(events) = after.new_events(&before) {
                 if events.len() > 1 {
-                    findings.push(format!(
+                    let message = format!(
                         "the create and its retry added {} usage events (at most one charge expected)",
                         events.len()
-                    ));
+                    );
+                    findings.push(side_effect("idempotency.charged_twice", message, &creates, &before, &after));
                 }
             }
             Ok(findings)
@@ -293,10 +334,15 @@ impl Check for KeyReuse {
                 Some(_) if reuse.is_success() => "created a second job",
                 _ => "did not answer 422",
             };
-            Ok(vec![format!(
+            let message = format!(
                 "the same Idempotency-Key with another body {what}: expected 422, got {}",
                 reuse.label()
-            )])
+            );
+            Ok(vec![Finding::new("idempotency.key_reuse", message)
+                .expected(422)
+                .actual(reuse.status)
+                .cites(&first)
+                .cites(&reuse)])
         }
         .boxed()
     }
@@ -341,15 +387,16 @@ impl Check for ConcurrentCreate {
                 _ => false,
             };
             if !outcome_ok {
-                findings.push(format!(
+                let message = format!(
                     "two concurrent creates with one key: expected one job for both or a 409 for one, got {} (job {}) and {} (job {})",
                     a.label(),
                     ids[0].as_deref().unwrap_or("none"),
                     b.label(),
                     ids[1].as_deref().unwrap_or("none")
-                ));
+                );
+                findings.push(Finding::new("idempotency.concurrent_create", message).cites(&a).cites(&b));
             }
-            findings.extend(duplicate_jobs(&before, &after, "the two concurrent creates"));
+            findings.extend(duplicate_jobs(&before, &after, "the two concurrent creates", &[&a, &b]));
             Ok(findings)
         }
         .boxed()
@@ -387,13 +434,19 @@ impl Check for TenantScoped {
             };
             let other = cx.send_outgoing(&create_with_key(cx, &key, body, Credential::Second)).await?;
             if other.status >= 500 {
-                return Ok(vec![format!("the second tenant's create with the same key failed: {}", other.label())]);
+                let message = format!("the second tenant's create with the same key failed: {}", other.label());
+                return Ok(vec![Finding::new("idempotency.tenant_server_error", message).actual(other.status).cites(&other)]);
             }
             Ok(match created_id(cx, &other) {
-                Some(id) if id == first_id => vec![format!(
-                    "the second tenant, sending the first tenant's Idempotency-Key, got the first tenant's job {id}, in {}",
-                    other.label()
-                )],
+                Some(id) if id == first_id => vec![Finding::new(
+                    "idempotency.tenant_leak",
+                    format!(
+                        "the second tenant, sending the first tenant's Idempotency-Key, got the first tenant's job {id}, in {}",
+                        other.label()
+                    ),
+                )
+                .cites(&first)
+                .cites(&other)],
                 _ => Vec::new(),
             })
         }
@@ -441,26 +494,37 @@ impl Check for StartOnce {
                     wait_until_terminal(cx, &job_id).await?;
                 }
                 let before = Snapshot::take(cx, Credential::Valid).await?;
-                let billing_before = billing_status(cx, &job_id).await?;
+                let (billing_before, read_before) = billing_status(cx, &job_id).await?;
                 let reply = cx.send_outgoing(&start).await?;
                 let after = Snapshot::take(cx, Credential::Valid).await?;
-                let billing_after = billing_status(cx, &job_id).await?;
+                let (billing_after, read_after) = billing_status(cx, &job_id).await?;
                 if reply.status >= 500 {
-                    findings.push(format!("starting the job again {moment} is a 5xx: {}", reply.label()));
+                    let message = format!("starting the job again {moment} is a 5xx: {}", reply.label());
+                    findings.push(Finding::new("idempotency.start_server_error", message).actual(reply.status).cites(&reply));
                 }
                 // Nothing else runs meanwhile: any new usage event is this start's charge.
                 if let Some(events) = after.new_events(&before).filter(|e| !e.is_empty()) {
-                    findings.push(format!(
+                    let message = format!(
                         "starting job {job_id} again {moment} added {} usage event(s) (a second charge), e.g. {}, after {}",
                         events.len(),
                         events[0],
                         reply.label()
-                    ));
+                    );
+                    findings.push(side_effect("idempotency.start_charged", message, &[&reply], &before, &after));
                 }
                 if billing_before != billing_after {
-                    findings.push(format!(
+                    let message = format!(
                         "starting the job again {moment} changed its billing status from {billing_before} to {billing_after}"
-                    ));
+                    );
+                    findings.push(
+                        Finding::new("idempotency.start_billing_changed", message)
+                            .expected(billing_before)
+                            .actual(billing_after)
+                            .at(&settings.usage.billing_status_pointer)
+                            .cites_exchange(read_before.exchange)
+                            .cites(&reply)
+                            .cites_exchange(read_after.exchange),
+                    );
                 }
             }
             Ok(findings)
@@ -469,14 +533,13 @@ impl Check for StartOnce {
     }
 }
 
-/// The job's billing status as shown in messages.
-async fn billing_status(cx: &CheckContext<'_>, job_id: &str) -> Result<String, Abort> {
+/// The job's billing status as shown in messages, and the read it came in.
+async fn billing_status(cx: &CheckContext<'_>, job_id: &str) -> Result<(String, Response), Abort> {
     let response = cx
         .send_outgoing(&cx.settings().jobs.read_request(job_id))
         .await?;
-    Ok(crate::jobs::shown(
-        response.pointer(&cx.settings().usage.billing_status_pointer),
-    ))
+    let shown = crate::jobs::shown(response.pointer(&cx.settings().usage.billing_status_pointer));
+    Ok((shown, response))
 }
 
 /// Poll the job until it is terminal (within the suite's deadline).

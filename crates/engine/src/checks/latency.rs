@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{Check, Findings, Needs};
+use super::{Check, Finding, Findings, Needs};
 use crate::context::{Abort, CheckContext};
 use crate::suite::{PathTemplate, RequestSpec, Settings};
 
@@ -56,6 +56,7 @@ impl Check for Latency {
             }
             let method = self.request.method.to_ascii_uppercase();
             let mut times = Vec::new();
+            let mut measured = Vec::new();
             let mut timeouts = Vec::new();
             for exchange in cx.run.record.exchanges() {
                 let path = exchange
@@ -67,27 +68,32 @@ impl Check for Latency {
                 }
                 match (exchange.status, &exchange.error) {
                     (Some(status), _) if (200..300).contains(&status) => {
-                        times.push(exchange.elapsed)
+                        times.push(exchange.elapsed);
+                        measured.push(exchange.id);
                     }
                     (None, Some(error)) if error.contains("timed out") => {
-                        timeouts.push(error.clone())
+                        timeouts.push((exchange.id, error.clone()))
                     }
                     _ => {}
                 }
             }
             let mut findings = Vec::new();
             if !timeouts.is_empty() {
-                findings.push(format!(
+                let message = format!(
                     "{} {} request(s) got no answer in time: {}",
                     timeouts.len(),
                     self.request.path.0,
-                    timeouts[0]
-                ));
+                    timeouts[0].1
+                );
+                findings.push(
+                    Finding::new("latency.timeout", message)
+                        .cites_exchanges(timeouts.iter().map(|(id, _)| *id)),
+                );
             }
             if times.is_empty() {
-                findings.push(format!(
-                    "no successful {} to measure",
-                    self.request.describe()
+                findings.push(Finding::new(
+                    "latency.no_sample",
+                    format!("no successful {} to measure", self.request.describe()),
                 ));
                 return Ok(findings);
             }
@@ -103,16 +109,30 @@ impl Check for Latency {
                 p95.as_secs_f64() * 1000.0
             );
             if p95.as_secs_f64() > self.p95_max_seconds {
-                findings.push(format!(
+                let message = format!(
                     "{summary}; the 95th percentile must be at most {} s",
                     self.p95_max_seconds
-                ));
+                );
+                findings.push(
+                    Finding::new("latency.p95", message)
+                        .expected(format!("at most {} s", self.p95_max_seconds))
+                        .actual(format!("{:.3} s", p95.as_secs_f64()))
+                        .cites_exchanges(measured.iter().copied()),
+                );
             }
             if let Some(max) = self
                 .median_max_seconds
                 .filter(|max| median.as_secs_f64() > *max)
             {
-                findings.push(format!("{summary}; the median must be at most {max} s"));
+                findings.push(
+                    Finding::new(
+                        "latency.median",
+                        format!("{summary}; the median must be at most {max} s"),
+                    )
+                    .expected(format!("at most {max} s"))
+                    .actual(format!("{:.3} s", median.as_secs_f64()))
+                    .cites_exchanges(measured.iter().copied()),
+                );
             }
             cx.note(&summary);
             Ok(findings)

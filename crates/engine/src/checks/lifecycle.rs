@@ -8,11 +8,12 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Check, Findings, NamedCheck, Needs, WRITES};
+use super::schema::invariant_findings_in;
+use super::{created_job, Check, Finding, Findings, NamedCheck, Needs, WRITES};
 use crate::client::{FailureKind, SendOptions};
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
-use crate::jobs::{invariant_violations, is_absolute_url, status_of, Phase, PollFailure};
+use crate::jobs::{is_absolute_url, status_of, Phase, PollFailure};
 use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
 
 /// What a sample input is expected to end as.
@@ -99,6 +100,8 @@ struct Observation {
     status: Option<String>,
     progress: Option<f64>,
     label: String,
+    /// The exchange of the read, for findings to cite.
+    exchange: usize,
 }
 
 impl Check for JobLifecycle {
@@ -126,7 +129,7 @@ impl Check for JobLifecycle {
             let started = Instant::now();
             let job_id = match create(cx, self.input.body.clone()).await? {
                 Ok(id) => id,
-                Err(finding) => return Ok(vec![finding]),
+                Err(findings) => return Ok(findings),
             };
             let follow = cx.run.follow(self.input.deadline_seconds, cx.name);
             let poll = follow.poll_interval;
@@ -139,7 +142,7 @@ impl Check for JobLifecycle {
             let followed = follow
                 .until_terminal(&job_id, |response| {
                     observations.push(observe(response, jobs, started.elapsed()));
-                    note_violations(response, jobs, &mut findings);
+                    findings.extend(poll_findings(response, jobs));
                 })
                 .await;
             let terminal = match followed {
@@ -147,14 +150,12 @@ impl Check for JobLifecycle {
                 Err(PollFailure::Transport(message)) => {
                     return Err(Abort::Errored(format!("transport error: {message}")))
                 }
-                Err(PollFailure::Refused(message) | PollFailure::UnknownState(message)) => {
-                    findings.retain(|f| !f.contains("status must be one of"));
-                    findings.push(message);
-                    return Ok(dedup(findings));
-                }
-                Err(PollFailure::Deadline(message)) => {
-                    findings.push(format!("{message}; states seen: {}", story(&observations)));
-                    findings.extend(transition_findings(&observations, jobs));
+                Err(failure) => {
+                    if !matches!(failure, PollFailure::Deadline(_)) {
+                        // The failure says more than the poll's invariant did.
+                        findings.retain(|f| f.rule != "job.status_unknown");
+                    }
+                    findings.extend(unfinished_findings(failure, &observations, jobs));
                     return Ok(dedup(findings));
                 }
             };
@@ -164,24 +165,13 @@ impl Check for JobLifecycle {
                 cx.run.record.wait(cx.name, poll).await;
                 let response = read(cx, &job_id).await?;
                 observations.push(observe(&response, jobs, started.elapsed()));
-                note_violations(&response, jobs, &mut findings);
+                findings.extend(poll_findings(&response, jobs));
             }
             findings.extend(transition_findings(&observations, jobs));
             let final_status = status_of(terminal.json.as_ref().unwrap_or(&Value::Null), jobs)
                 .unwrap_or_default()
                 .to_string();
-            match (self.input.expect, jobs.phase(&final_status)) {
-                (Expect::Completed, Some(Phase::Failed)) => findings.push(format!(
-                    "expected input `{}` to complete, it failed: {}",
-                    self.input.name,
-                    crate::jobs::shown(terminal.pointer(&jobs.error_pointer))
-                )),
-                (Expect::Failed, Some(Phase::Completed)) => findings.push(format!(
-                    "expected input `{}` to fail (the service cannot process it), it completed",
-                    self.input.name
-                )),
-                _ => {}
-            }
+            findings.extend(self.outcome_finding(&terminal, jobs));
             if jobs.phase(&final_status) == Some(Phase::Completed) {
                 if let Some(finding) = output_unreachable(cx, &terminal).await? {
                     findings.push(finding);
@@ -248,7 +238,7 @@ impl Check for ManualStart {
             }
             let job_id = match create(cx, body).await? {
                 Ok(id) => id,
-                Err(finding) => return Ok(vec![finding]),
+                Err(findings) => return Ok(findings),
             };
             let mut findings = Vec::new();
             let watch = Duration::from_secs_f64(self.observe_seconds.clamp(0.0, 60.0));
@@ -259,37 +249,60 @@ impl Check for ManualStart {
                 }
                 let response = read(cx, &job_id).await?;
                 if !response.is_success() {
-                    findings.push(format!("reading the job: expected 2xx, got {}", response.label()));
+                    let message = format!("reading the job: expected 2xx, got {}", response.label());
+                    findings.push(Finding::new("lifecycle.read_refused", message).actual(response.status).cites(&response));
                     return Ok(findings);
                 }
                 let status = response.json.as_ref().and_then(|j| status_of(j, jobs)).unwrap_or_default();
                 if jobs.phase(status) != Some(Phase::Pending) {
-                    findings.push(format!(
-                        "a job created with auto_start false must wait in {} until started, but reads \"{status}\" in {}",
-                        jobs.pending_states.join(" or "),
+                    let pending = jobs.pending_states.join(" or ");
+                    let message = format!(
+                        "a job created with auto_start false must wait in {pending} until started, but reads \"{status}\" in {}",
                         response.label()
-                    ));
+                    );
+                    findings.push(
+                        Finding::new("lifecycle.not_pending", message)
+                            .expected(pending)
+                            .actual(format!("\"{status}\""))
+                            .at(&jobs.status_pointer)
+                            .cites(&response),
+                    );
                     return Ok(findings);
                 }
             }
             let start = jobs.start_request(&job_id);
             let reply = cx.send_outgoing(&start).await?;
             if !reply.is_success() {
-                findings.push(format!("starting the job: expected 2xx, got {}; body: {}", reply.label(), reply.body_excerpt(200)));
+                let message = format!("starting the job: expected 2xx, got {}; body: {}", reply.label(), reply.body_excerpt(200));
+                findings.push(Finding::new("lifecycle.start_refused", message).expected("2xx").actual(reply.status).cites(&reply));
                 return Ok(findings);
             }
             let said = reply.pointer(&jobs.status_pointer).and_then(Value::as_str).unwrap_or_default();
             if said != self.expect_start_status {
-                findings.push(format!(
+                let message = format!(
                     "the start reply must say \"{}\", says \"{said}\" in {}",
                     self.expect_start_status,
                     reply.label()
-                ));
+                );
+                findings.push(
+                    Finding::new("lifecycle.start_status", message)
+                        .expected(format!("\"{}\"", self.expect_start_status))
+                        .actual(format!("\"{said}\""))
+                        .at(&jobs.status_pointer)
+                        .cites(&reply),
+                );
             }
             let response = read(cx, &job_id).await?;
             let status = response.json.as_ref().and_then(|j| status_of(j, jobs)).unwrap_or_default();
             if jobs.phase(status) == Some(Phase::Pending) {
-                findings.push(format!("after a successful start the job still reads \"{status}\" in {}", response.label()));
+                let message = format!("after a successful start the job still reads \"{status}\" in {}", response.label());
+                findings.push(
+                    Finding::new("lifecycle.still_pending", message)
+                        .actual(format!("\"{status}\""))
+                        .at(&jobs.status_pointer)
+                        .cites(&reply)
+                        .cites(&response),
+                );
             }
             Ok(findings)
         }
@@ -298,10 +311,16 @@ impl Check for ManualStart {
 }
 
 /// POST the create path with `body`; the job id, or the finding when creation failed.
-async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, String>, Abort> {
-    let jobs = &cx.settings().jobs;
-    let reply = cx.send_outgoing(&jobs.create_request(body)).await?;
-    let created = jobs.created_job_id(&reply, "creating the job");
+async fn create(cx: &CheckContext<'_>, body: Value) -> Result<Result<String, Findings>, Abort> {
+    let reply = cx
+        .send_outgoing(&cx.settings().jobs.create_request(body))
+        .await?;
+    let created = created_job(
+        cx.settings(),
+        &reply,
+        "creating the job",
+        "lifecycle.create",
+    );
     if let Ok(id) = &created {
         cx.run.remember_job(id);
     }
@@ -322,16 +341,72 @@ fn observe(response: &Response, jobs: &JobSettings, at: Duration) -> Observation
             .and_then(|j| j.pointer(&jobs.progress_pointer))
             .and_then(Value::as_f64),
         label: response.label(),
+        exchange: response.exchange,
     }
 }
 
-fn note_violations(response: &Response, jobs: &JobSettings, findings: &mut Findings) {
-    if let Some(json) = &response.json {
-        findings.extend(
-            invariant_violations(json, jobs)
-                .into_iter()
-                .map(|v| format!("{v}, in {}", response.label())),
-        );
+/// The status invariants one poll of the job breaks, each citing that poll.
+fn poll_findings(response: &Response, jobs: &JobSettings) -> Findings {
+    match &response.json {
+        Some(json) => invariant_findings_in(json, jobs, response),
+        None => Vec::new(),
+    }
+}
+
+/// Why following the job ended before a terminal state, as findings: a refused read, a state
+/// the suite does not know, or the deadline with the states seen until then (citing each poll).
+fn unfinished_findings(
+    failure: PollFailure,
+    observations: &[Observation],
+    jobs: &JobSettings,
+) -> Findings {
+    let last = observations.last().map(|o| o.exchange);
+    match failure {
+        // The caller aborts on a transport error before judging; kept for completeness.
+        PollFailure::Transport(message) => vec![Finding::new("lifecycle.transport", message)],
+        PollFailure::Refused(message, exchange) => {
+            vec![Finding::new("lifecycle.read_refused", message).cites_exchange(exchange)]
+        }
+        PollFailure::UnknownState(message) => {
+            vec![Finding::new("lifecycle.unknown_state", message).cites_exchanges(last)]
+        }
+        PollFailure::Deadline(message) => {
+            let message = format!("{message}; states seen: {}", story(observations));
+            let mut findings = vec![Finding::new("lifecycle.deadline", message)
+                .cites_exchanges(observations.iter().map(|o| o.exchange))];
+            findings.extend(transition_findings(observations, jobs));
+            findings
+        }
+    }
+}
+
+impl JobLifecycle {
+    /// A finding when the terminal read is the other end than the input is expected to reach.
+    fn outcome_finding(&self, terminal: &Response, jobs: &JobSettings) -> Option<Finding> {
+        let status = status_of(terminal.json.as_ref().unwrap_or(&Value::Null), jobs)?;
+        let name = &self.input.name;
+        let (rule, message) = match (self.input.expect, jobs.phase(status)?) {
+            (Expect::Completed, Phase::Failed) => (
+                "lifecycle.expected_completed",
+                format!(
+                    "expected input `{name}` to complete, it failed: {}",
+                    crate::jobs::shown(terminal.pointer(&jobs.error_pointer))
+                ),
+            ),
+            (Expect::Failed, Phase::Completed) => (
+                "lifecycle.expected_failed",
+                format!(
+                    "expected input `{name}` to fail (the service cannot process it), it completed"
+                ),
+            ),
+            _ => return None,
+        };
+        Some(
+            Finding::new(rule, message)
+                .actual(status)
+                .at(&jobs.status_pointer)
+                .cites(terminal),
+        )
     }
 }
 
@@ -356,23 +431,52 @@ fn transition_findings(observations: &[Observation], jobs: &JobSettings) -> Find
         let (Some(from_phase), Some(to_phase)) = (jobs.phase(from), jobs.phase(to)) else {
             continue;
         };
+        // A finding about the move from `before` to `after`, citing both reads.
+        let moved = |rule: &str, message: String, from: String, to: String| {
+            Finding::new(rule, message)
+                .expected(from)
+                .actual(to)
+                .cites_exchange(before.exchange)
+                .cites_exchange(after.exchange)
+        };
         if jobs.is_terminal(from) && from != to {
-            findings.push(format!(
-                "a {from} job is terminal but later read \"{to}\", in {}",
-                after.label
-            ));
+            findings.push(
+                moved(
+                    "lifecycle.terminal_changed",
+                    format!(
+                        "a {from} job is terminal but later read \"{to}\", in {}",
+                        after.label
+                    ),
+                    format!("\"{from}\""),
+                    format!("\"{to}\""),
+                )
+                .at(&jobs.status_pointer),
+            );
         } else if rank(to_phase) < rank(from_phase) {
-            findings.push(format!(
-                "the job moved backwards from \"{from}\" to \"{to}\", in {}",
-                after.label
-            ));
+            findings.push(
+                moved(
+                    "lifecycle.moved_backwards",
+                    format!(
+                        "the job moved backwards from \"{from}\" to \"{to}\", in {}",
+                        after.label
+                    ),
+                    format!("a state after \"{from}\""),
+                    format!("\"{to}\""),
+                )
+                .at(&jobs.status_pointer),
+            );
         }
         if let (Some(p0), Some(p1)) = (before.progress, after.progress) {
             if p1 < p0 {
-                findings.push(format!(
-                    "progress went down from {p0} to {p1}, in {}",
-                    after.label
-                ));
+                findings.push(
+                    moved(
+                        "lifecycle.progress_down",
+                        format!("progress went down from {p0} to {p1}, in {}", after.label),
+                        format!("at least {p0}"),
+                        p1.to_string(),
+                    )
+                    .at(&jobs.progress_pointer),
+                );
             }
         }
     }
@@ -407,7 +511,7 @@ fn story(observations: &[Observation]) -> String {
 async fn output_unreachable(
     cx: &CheckContext<'_>,
     terminal: &Response,
-) -> Result<Option<String>, Abort> {
+) -> Result<Option<Finding>, Abort> {
     let pointer = &cx.settings().jobs.output_pointer;
     let Some(url) = terminal
         .pointer(pointer)
@@ -417,6 +521,7 @@ async fn output_unreachable(
         return Ok(None); // the invariants already report a missing or relative URL
     };
     let mut last = String::new();
+    let mut finding = Finding::new("lifecycle.output_unreachable", "").cites(terminal);
     for method in ["HEAD", "GET"] {
         let mut request = Outgoing::get(url);
         request.method = method.into();
@@ -427,7 +532,10 @@ async fn output_unreachable(
             .await
         {
             Ok(response) if response.is_success() => return Ok(None),
-            Ok(response) => last = response.label(),
+            Ok(response) => {
+                last = response.label();
+                finding = finding.cites(&response);
+            }
             Err(error) if error.kind == FailureKind::Refused => {
                 cx.note(&format!(
                     "the output URL {url} was not fetched: {}",
@@ -439,13 +547,100 @@ async fn output_unreachable(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(Some(format!(
-        "the output URL {url} of the completed job cannot be fetched: {last}"
-    )))
+    finding.message =
+        format!("the output URL {url} of the completed job cannot be fetched: {last}");
+    Ok(Some(finding.at(pointer).actual(url)))
 }
 
+/// Findings without repeats of a message (every poll of a stuck job breaks the same rule).
 fn dedup(mut findings: Findings) -> Findings {
     let mut seen = std::collections::HashSet::new();
-    findings.retain(|f| seen.insert(f.clone()));
+    findings.retain(|f| seen.insert(f.message.clone()));
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read of the job with `status` and `progress`, as exchange `exchange`.
+    fn read_at(exchange: usize, status: &str, progress: f64) -> Response {
+        let body = serde_json::json!({
+            "id": "job_1", "status": status, "progress": progress,
+            "output_url": null, "error": null
+        });
+        let mut response = Response::for_test(200, &[], &body.to_string());
+        response.exchange = exchange;
+        response
+    }
+
+    fn observed(reads: &[Response]) -> Vec<Observation> {
+        let jobs = JobSettings::default();
+        reads
+            .iter()
+            .enumerate()
+            .map(|(i, r)| observe(r, &jobs, Duration::from_secs(i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn a_move_backwards_cites_both_reads() {
+        let jobs = JobSettings::default();
+        let reads = [read_at(1, "processing", 50.0), read_at(2, "pending", 20.0)];
+        let findings = transition_findings(&observed(&reads), &jobs);
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            ["lifecycle.moved_backwards", "lifecycle.progress_down"]
+        );
+        assert!(
+            findings.iter().all(|f| f.exchanges == [1, 2]),
+            "{findings:?}"
+        );
+        assert_eq!(findings[0].actual.as_deref(), Some("\"pending\""));
+        assert_eq!(findings[0].pointer.as_deref(), Some("/status"));
+        assert_eq!(findings[1].expected.as_deref(), Some("at least 50"));
+        assert_eq!(findings[1].actual.as_deref(), Some("20"));
+        assert!(findings[0].message.starts_with("the job moved backwards"));
+    }
+
+    #[test]
+    fn a_terminal_state_that_changes_is_its_own_rule() {
+        let jobs = JobSettings::default();
+        let mut done = read_at(5, "completed", 100.0);
+        done.json.as_mut().unwrap()["output_url"] = "https://cdn.example/x.webm".into();
+        let reads = [done, read_at(6, "processing", 100.0)];
+        let findings = transition_findings(&observed(&reads), &jobs);
+        assert_eq!(findings[0].rule, "lifecycle.terminal_changed");
+        assert_eq!(findings[0].exchanges, [5, 6]);
+    }
+
+    #[test]
+    fn the_deadline_cites_every_poll_and_each_poll_its_invariants() {
+        let jobs = JobSettings::default();
+        let reads = [read_at(3, "pending", 0.0), read_at(4, "processing", 10.0)];
+        let failure = PollFailure::Deadline("job job_1 did not reach a terminal state".into());
+        let findings = unfinished_findings(failure, &observed(&reads), &jobs);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, "lifecycle.deadline");
+        assert_eq!(findings[0].exchanges, [3, 4]);
+        assert!(findings[0]
+            .message
+            .contains("states seen: pending at 0.0 s"));
+        let unknown = PollFailure::UnknownState("job job_1 is in state \"x\"".into());
+        let findings = unfinished_findings(unknown, &observed(&reads), &jobs);
+        assert_eq!(findings[0].rule, "lifecycle.unknown_state");
+        assert_eq!(findings[0].exchanges, [4], "the read that showed it");
+
+        let mut finished = read_at(9, "completed", 100.0);
+        finished.json.as_mut().unwrap()["output_url"] = "/relative".into();
+        let findings = poll_findings(&finished, &jobs);
+        assert_eq!(findings[0].rule, "job.output_url");
+        assert_eq!(findings[0].pointer.as_deref(), Some("/output_url"));
+        assert_eq!(findings[0].actual.as_deref(), Some("\"/relative\""));
+        assert_eq!(findings[0].exchanges, [9]);
+        assert!(findings[0]
+            .message
+            .ends_with(", in GET /test -> 200 (no request id)"));
+    }
 }

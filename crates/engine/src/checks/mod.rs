@@ -1,8 +1,10 @@
 //! Check kinds: written once in Rust, instantiated by the suite with their parameters.
 //!
 //! A suite's `[[check]]` names a `kind`; [`build`] turns the table into a [`Check`]. A kind
-//! reports findings (contract violations, as messages that say what was expected, what was
-//! seen and which request id); the runner turns them into an outcome by the check's level.
+//! reports [`Finding`]s (contract violations: a rule id, a message that says what was expected
+//! and seen, and the exchanges judged); the runner turns them into an outcome by the check's
+//! level. Where it can, a kind sends first and then judges with a pure function, which unit
+//! tests call with made-up responses.
 
 mod auth;
 mod credits;
@@ -17,13 +19,16 @@ mod schema;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
+pub use crate::finding::Finding;
+
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::error::AppError;
+use crate::schemas::{SchemaSet, Violation};
 use crate::suite::{CheckDecl, Credential, RequestSpec, Settings, StatusSet, Suite};
 
 /// Contract violations a check saw; empty when it passed.
-pub type Findings = Vec<String>;
+pub type Findings = Vec<Finding>;
 
 /// What a check needs before it can run. Unmet needs make it ignored, with the reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -240,44 +245,84 @@ fn with_oracle(settings: &Settings, lines: Vec<String>) -> Vec<String> {
     plan
 }
 
-/// A finding when `response`'s status is not in `expected`.
-fn status_finding(response: &Response, expected: &StatusSet) -> Option<String> {
+/// A finding of `rule` when `response`'s status is not in `expected`.
+fn status_finding(rule: &str, response: &Response, expected: &StatusSet) -> Option<Finding> {
     (!expected.contains(response.status)).then(|| {
-        format!(
-            "expected status {expected}, got {}; body: {}",
-            response.label(),
-            response.body_excerpt(200)
+        Finding::new(
+            rule,
+            format!(
+                "expected status {expected}, got {}; body: {}",
+                response.label(),
+                response.body_excerpt(200)
+            ),
         )
+        .expected(expected)
+        .actual(response.status)
+        .cites(response)
     })
 }
 
+/// A schema violation in `response` as a finding of `rule`: where, which keyword, which value.
+fn violation_finding(
+    rule: impl Into<String>,
+    violation: &Violation,
+    message: String,
+    response: &Response,
+) -> Finding {
+    Finding::new(rule, message)
+        .expected(&violation.rule)
+        .actual(&violation.value)
+        .at(&violation.path)
+        .cites(response)
+}
+
 /// Findings when `response` is not a valid error envelope per the suite's error schema.
-fn envelope_findings(cx: &CheckContext, response: &Response) -> Findings {
-    let schema = &cx.settings().errors.schema;
+fn envelope_findings(schemas: &SchemaSet, settings: &Settings, response: &Response) -> Findings {
+    const RULE: &str = "errors.envelope";
+    let schema = &settings.errors.schema;
     let Some(json) = &response.json else {
-        return vec![format!(
-            "expected an error envelope (schema `{schema}`) in {}, but {}",
-            response.label(),
-            response.json_problem().unwrap_or_default()
-        )];
-    };
-    cx.schemas()
-        .violations(schema, json)
-        .into_iter()
-        .map(|v| {
+        let problem = response.json_problem().unwrap_or_default();
+        return vec![Finding::new(
+            RULE,
             format!(
+                "expected an error envelope (schema `{schema}`) in {}, but {problem}",
+                response.label()
+            ),
+        )
+        .expected("a JSON error envelope")
+        .actual(problem)
+        .cites(response)];
+    };
+    schemas
+        .violations(schema, json)
+        .iter()
+        .map(|v| {
+            let message = format!(
                 "error envelope (schema `{schema}`) {v}, in {}",
                 response.label()
-            )
+            );
+            violation_finding(RULE, v, message, response)
         })
         .collect()
 }
 
+/// The new job's id from a create reply, or the finding of `rule` that says why there is none
+/// (as the check's findings, which it returns at once).
+fn created_job(
+    settings: &Settings,
+    reply: &Response,
+    what: &str,
+    rule: &str,
+) -> Result<String, Findings> {
+    settings
+        .jobs
+        .created_job_id(reply, what)
+        .map_err(|message| vec![Finding::new(rule, message).cites(reply)])
+}
+
 /// The error code at the suite's code pointer, if any.
-fn error_code<'r>(cx: &CheckContext, response: &'r Response) -> Option<&'r str> {
-    response
-        .pointer(&cx.settings().errors.code_pointer)?
-        .as_str()
+fn error_code<'r>(settings: &Settings, response: &'r Response) -> Option<&'r str> {
+    response.pointer(&settings.errors.code_pointer)?.as_str()
 }
 
 /// Send each request in turn, stopping at the first transport error.

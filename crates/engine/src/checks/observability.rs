@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{planned, send_all, Check, Findings, Needs};
+use super::{planned, send_all, Check, Finding, Findings, Needs};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::suite::{RequestSpec, Settings};
@@ -47,13 +47,19 @@ impl Check for ErrorRequestId {
                         .is_none_or(|id| id.trim().is_empty())
                 })
                 .map(|r| {
-                    format!(
-                        "expected a request id at {pointer} in the error body of {}, saw {}",
-                        r.label(),
-                        r.pointer(pointer)
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "nothing".into())
-                    )
+                    let seen = r
+                        .pointer(pointer)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "nothing".into());
+                    let message = format!(
+                        "expected a request id at {pointer} in the error body of {}, saw {seen}",
+                        r.label()
+                    );
+                    Finding::new("observability.error_request_id", message)
+                        .expected("a non-empty request id")
+                        .actual(seen)
+                        .at(pointer)
+                        .cites(r)
                 })
                 .collect())
         }
@@ -84,22 +90,41 @@ impl Check for RequestIdHeader {
             let mut findings = Vec::new();
             for response in &responses {
                 match header_id(cx, response) {
-                    None => findings.push(format!(
-                        "expected a request id header ({}) on {}",
-                        names.join(", "),
-                        response.label()
-                    )),
+                    None => findings.push(
+                        Finding::new(
+                            "observability.header_missing",
+                            format!("expected a request id header ({}) on {}", names.join(", "), response.label()),
+                        )
+                        .expected(names.join(", "))
+                        .cites(response),
+                    ),
                     Some((name, value)) if name.eq_ignore_ascii_case("traceparent") && !valid_traceparent(value) => {
-                        findings.push(format!(
-                            "traceparent \"{value}\" is not 00-<32 hex>-<16 hex>-<2 hex> with non-zero ids, on {}",
-                            response.label()
-                        ))
+                        findings.push(
+                            Finding::new(
+                                "observability.traceparent",
+                                format!(
+                                    "traceparent \"{value}\" is not 00-<32 hex>-<16 hex>-<2 hex> with non-zero ids, on {}",
+                                    response.label()
+                                ),
+                            )
+                            .expected("00-<32 hex>-<16 hex>-<2 hex>")
+                            .actual(value)
+                            .cites(response),
+                        )
                     }
-                    Some((name, _)) if response.header_count(&name) > 1 => findings.push(format!(
-                        "the {name} header is duplicated ({} copies on one response), in {}",
-                        response.header_count(&name),
-                        response.label()
-                    )),
+                    Some((name, _)) if response.header_count(&name) > 1 => findings.push(
+                        Finding::new(
+                            "observability.header_duplicated",
+                            format!(
+                                "the {name} header is duplicated ({} copies on one response), in {}",
+                                response.header_count(&name),
+                                response.label()
+                            ),
+                        )
+                        .expected(1)
+                        .actual(response.header_count(&name))
+                        .cites(response),
+                    ),
                     Some(_) => {}
                 }
             }
@@ -139,7 +164,7 @@ impl Check for RequestIdUnique {
             for _ in 0..self.repeat.clamp(1, 20) {
                 send_all(cx, &self.requests).await?;
             }
-            let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut seen: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
             for exchange in cx.run.record.exchanges() {
                 if let Some(id) = exchange.request_id {
                     let url_path = exchange
@@ -147,11 +172,12 @@ impl Check for RequestIdUnique {
                         .strip_prefix(cx.client().base_url())
                         .unwrap_or(&exchange.url)
                         .to_string();
-                    seen.entry(id).or_default().push(format!(
+                    let line = format!(
                         "{} {url_path} -> {}",
                         exchange.method,
                         exchange.status.unwrap_or(0)
-                    ));
+                    );
+                    seen.entry(id).or_default().push((exchange.id, line));
                 }
             }
             if seen.is_empty() {
@@ -165,11 +191,16 @@ impl Check for RequestIdUnique {
                 .filter(|(_, uses)| uses.len() > 1)
                 .take(5)
                 .map(|(id, uses)| {
-                    format!(
+                    let examples: Vec<&str> =
+                        uses.iter().take(3).map(|(_, l)| l.as_str()).collect();
+                    let message = format!(
                         "request id {id} was given to {} of the run's {total} responses, e.g. {}",
                         uses.len(),
-                        uses.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-                    )
+                        examples.join("; ")
+                    );
+                    Finding::new("observability.id_reused", message)
+                        .actual(&id)
+                        .cites_exchanges(uses.iter().map(|(e, _)| *e))
                 })
                 .collect())
         }
@@ -209,10 +240,17 @@ impl Check for RequestIdConsistent {
                 let same = header == body
                     || (name.eq_ignore_ascii_case("traceparent") && header.split('-').nth(1) == Some(body));
                 if !same {
-                    findings.push(format!(
+                    let message = format!(
                         "header {name} says \"{header}\" but the body's {pointer} says \"{body}\", in {} {}",
                         response.request_line, response.status
-                    ));
+                    );
+                    findings.push(
+                        Finding::new("observability.id_mismatch", message)
+                            .expected(header)
+                            .actual(body)
+                            .at(pointer)
+                            .cites(response),
+                    );
                 }
             }
             if compared == 0 {
@@ -286,9 +324,9 @@ impl Check for LogsContainIds {
                 let log = match tokio::fs::read(&path).await {
                     Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                     Err(e) => {
-                        return Ok(vec![format!(
-                            "cannot read the log source {}: {e}",
-                            path.display()
+                        return Ok(vec![Finding::new(
+                            "observability.logs_unreadable",
+                            format!("cannot read the log source {}: {e}", path.display()),
                         )])
                     }
                 };
@@ -301,19 +339,22 @@ impl Check for LogsContainIds {
                     return Ok(Vec::new());
                 }
                 if Instant::now() >= deadline {
-                    return Ok(vec![format!(
-                        "{} of {} ids were not found in {} after {} s: {}{}",
-                        missing.len(),
-                        wanted.len(),
-                        path.display(),
-                        grace.as_secs_f64(),
-                        missing
-                            .iter()
-                            .take(5)
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if missing.len() > 5 { ", ..." } else { "" }
+                    return Ok(vec![Finding::new(
+                        "observability.logs_missing_ids",
+                        format!(
+                            "{} of {} ids were not found in {} after {} s: {}{}",
+                            missing.len(),
+                            wanted.len(),
+                            path.display(),
+                            grace.as_secs_f64(),
+                            missing
+                                .iter()
+                                .take(5)
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if missing.len() > 5 { ", ..." } else { "" }
+                        ),
                     )]);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;

@@ -5,9 +5,11 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{envelope_findings, error_code, Check, Findings, Needs};
-use crate::burst::{rate_limit_info, retry_after, BurstReport};
+use super::{envelope_findings, error_code, Check, Finding, Findings, Needs};
+use crate::burst::{rate_limit_info, retry_after, BurstReport, Recovery};
+use crate::client::Response;
 use crate::context::{Abort, CheckContext};
+use crate::schemas::SchemaSet;
 use crate::suite::{RequestSpec, Settings};
 
 /// What every burst-based check needs: the burst's request, and the run to itself.
@@ -53,7 +55,7 @@ pub struct BurstHints {}
 pub struct BurstRecovery {}
 
 macro_rules! burst_check {
-    ($kind:ty, $judge:ident) => {
+    ($kind:ty, $judge:ident, $note:ident) => {
         impl Check for $kind {
             fn plan(&self, settings: &Settings) -> Vec<String> {
                 burst_plan(settings)
@@ -73,7 +75,9 @@ macro_rules! burst_check {
             ) -> BoxFuture<'a, Result<Findings, Abort>> {
                 async move {
                     let report = cx.run.burst(cx).await?;
-                    $judge(cx, &report)
+                    let findings = $judge(cx.settings(), cx.schemas(), &report)?;
+                    cx.note(&$note(&report));
+                    Ok(findings)
                 }
                 .boxed()
             }
@@ -81,32 +85,44 @@ macro_rules! burst_check {
     };
 }
 
-burst_check!(BurstLimited, judge_limited);
-burst_check!(BurstHints, judge_hints);
-burst_check!(BurstRecovery, judge_recovery);
+burst_check!(BurstLimited, judge_limited, summary_note);
+burst_check!(BurstHints, judge_hints, summary_note);
+burst_check!(BurstRecovery, judge_recovery, recovery_note);
 
-fn judge_limited(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abort> {
+/// The note of a passing burst check: what the burst did.
+fn summary_note(report: &BurstReport) -> String {
+    report.summary()
+}
+
+/// The burst got a 429 within the cap, with the error code and envelope, and no 5xx or
+/// transport error on the way. Every finding ends with the burst's summary.
+fn judge_limited(
+    settings: &Settings,
+    schemas: &SchemaSet,
+    report: &BurstReport,
+) -> Result<Findings, Abort> {
     let mut findings = Vec::new();
-    let server_errors: Vec<String> = report
+    let server_errors: Vec<&Response> = report
         .responses
         .iter()
         .filter(|r| r.status >= 500)
-        .map(|r| r.label())
         .collect();
     if !server_errors.is_empty() {
-        findings.push(format!(
+        let labels: Vec<String> = server_errors.iter().take(3).map(|r| r.label()).collect();
+        let message = format!(
             "{} request(s) of the burst got a 5xx instead of a 429: {}",
             server_errors.len(),
-            server_errors
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
+            labels.join("; ")
+        );
+        findings.push(
+            Finding::new("rate_limit.server_error", message)
+                .expected(429)
+                .actual(server_errors[0].status)
+                .cites_all(server_errors.iter().copied()),
+        );
     }
     if !report.transport_errors.is_empty() {
-        findings.push(format!(
+        let message = format!(
             "{} request(s) of the burst got no response: {}",
             report.transport_errors.len(),
             report
@@ -116,7 +132,8 @@ fn judge_limited(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Ab
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; ")
-        ));
+        );
+        findings.push(Finding::new("rate_limit.no_response", message));
     }
     match report.limited() {
         None => {
@@ -126,35 +143,53 @@ fn judge_limited(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Ab
                 .and_then(|(_, info)| info.limit.or(info.remaining))
                 .map(|n| format!(" (the server advertises a limit of {n})"))
                 .unwrap_or_default();
-            findings.push(format!(
+            let message = format!(
                 "expected a 429 within {} requests, got none{advertised}",
                 report.cap
-            ));
+            );
+            findings.push(
+                Finding::new("rate_limit.no_429", message)
+                    .expected(format!("a 429 within {} requests", report.cap))
+                    .actual("none")
+                    .cites_all(&report.responses),
+            );
         }
         Some(limited) => {
-            let expected = &cx.settings().burst.expect_code;
-            match error_code(cx, limited) {
+            let expected = &settings.burst.expect_code;
+            let pointer = &settings.errors.code_pointer;
+            match error_code(settings, limited) {
                 Some(code) if code == expected => {}
-                other => findings.push(format!(
-                    "expected error code \"{expected}\" at {} on the 429, saw {} in {}",
-                    cx.settings().errors.code_pointer,
-                    other
+                other => {
+                    let seen = other
                         .map(|c| format!("\"{c}\""))
-                        .unwrap_or_else(|| "none".into()),
-                    limited.label()
-                )),
+                        .unwrap_or_else(|| "none".into());
+                    let message = format!(
+                        "expected error code \"{expected}\" at {pointer} on the 429, saw {seen} in {}",
+                        limited.label()
+                    );
+                    findings.push(
+                        Finding::new("rate_limit.code", message)
+                            .expected(format!("\"{expected}\""))
+                            .actual(seen)
+                            .at(pointer)
+                            .cites(limited),
+                    );
+                }
             }
-            findings.extend(envelope_findings(cx, limited));
+            findings.extend(envelope_findings(schemas, settings, limited));
         }
     }
-    cx.note(&report.summary());
-    Ok(findings
-        .into_iter()
-        .map(|f| format!("{f} [{}]", report.summary()))
-        .collect())
+    let summary = format!(" [{}]", report.summary());
+    Ok(findings.into_iter().map(|f| f.suffixed(&summary)).collect())
 }
 
-fn judge_hints(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abort> {
+/// The 429 says how long to wait (Retry-After, judged when it arrived), and the RateLimit
+/// headers of the burst are present and consistent with where the 429 came.
+fn judge_hints(
+    settings: &Settings,
+    _schemas: &SchemaSet,
+    report: &BurstReport,
+) -> Result<Findings, Abort> {
     let Some(limited) = report.limited() else {
         return Err(Abort::Ignored(format!(
             "the burst got no 429 to inspect ({})",
@@ -162,88 +197,139 @@ fn judge_hints(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abor
         )));
     };
     let mut findings = Vec::new();
+    // A finding about the 429 itself.
+    let on_429 = |rule: &str, message: String| Finding::new(rule, message).cites(limited);
     // Judged at the moment the 429 arrived, not after the recovery has waited the hint out.
     let arrived = limited.received_at;
-    let cap = cx.settings().target.max_retry_after_seconds;
+    let cap = settings.target.max_retry_after_seconds;
+    let header = limited.header("retry-after").unwrap_or_default();
     match retry_after(limited) {
-        Ok(None) => findings.push(format!(
-            "the 429 has no Retry-After header: {}",
-            limited.label()
+        Ok(None) => findings.push(on_429(
+            "rate_limit.retry_after_missing",
+            format!("the 429 has no Retry-After header: {}", limited.label()),
         )),
-        Err(why) => findings.push(format!("{why}, in {}", limited.label())),
+        Err(why) => findings.push(
+            on_429(
+                "rate_limit.retry_after_invalid",
+                format!("{why}, in {}", limited.label()),
+            )
+            .expected("delta-seconds or an HTTP-date")
+            .actual(header),
+        ),
         Ok(Some(hint)) => {
             if hint.is_in_past(arrived, limited.header("date")) {
-                findings.push(format!(
-                    "Retry-After \"{}\" was already in the past when the 429 arrived (Date: {}), in {}",
-                    limited.header("retry-after").unwrap_or_default(),
+                let message = format!(
+                    "Retry-After \"{header}\" was already in the past when the 429 arrived (Date: {}), in {}",
                     limited.header("date").unwrap_or("none"),
                     limited.label()
-                ));
+                );
+                findings.push(
+                    on_429("rate_limit.retry_after_past", message)
+                        .expected("a time after the 429 arrived")
+                        .actual(header),
+                );
             } else if hint.wait_from(arrived).as_secs() > cap {
-                findings.push(format!(
-                    "Retry-After asks for {} s, more than the {cap} s cap (max_retry_after_seconds), in {}",
-                    hint.wait_from(arrived).as_secs(),
+                let wait = hint.wait_from(arrived).as_secs();
+                let message = format!(
+                    "Retry-After asks for {wait} s, more than the {cap} s cap (max_retry_after_seconds), in {}",
                     limited.label()
-                ));
+                );
+                findings.push(
+                    on_429("rate_limit.retry_after_too_long", message)
+                        .expected(format!("at most {cap} s"))
+                        .actual(format!("{wait} s")),
+                );
             }
         }
     }
     let infos = report.rate_limit_infos();
     if infos.is_empty() {
         findings.push(
-            "no RateLimit headers in any recognised form (X-RateLimit-*, RateLimit-*, RateLimit + RateLimit-Policy) on the burst's responses"
-                .to_string(),
+            Finding::new(
+                "rate_limit.headers_missing",
+                "no RateLimit headers in any recognised form (X-RateLimit-*, RateLimit-*, RateLimit + RateLimit-Policy) on the burst's responses",
+            )
+            .cites_all(&report.responses),
         );
     }
     if let Some(info) = rate_limit_info(limited) {
         if let Some(remaining) = info.remaining.filter(|r| *r > 0) {
-            findings.push(format!(
+            let message = format!(
                 "the 429 says {remaining} requests remain, in {}",
                 limited.label()
-            ));
+            );
+            findings.push(
+                on_429("rate_limit.remaining_on_429", message)
+                    .expected(0)
+                    .actual(remaining),
+            );
         }
     }
     // Responses complete out of order by up to `concurrency`, and buckets refill: only a rise
     // beyond both is a counter that goes up within its window.
     let slack = u64::from(report.concurrency);
-    let mut lowest: Option<u64> = None;
+    let mut lowest: Option<(u64, usize)> = None;
     for (index, info) in &infos {
         let Some(remaining) = info.remaining else {
             continue;
         };
-        if let Some(low) = lowest {
+        if let Some((low, at)) = lowest {
             let refill = refill_allowance(info, report);
             if remaining > low + slack + refill {
-                findings.push(format!(
+                let rose = &report.responses[*index];
+                let message = format!(
                     "remaining rose from {low} to {remaining} during the burst (response {} of {}), in {}",
                     index + 1,
                     report.responses.len(),
-                    report.responses[*index].label()
-                ));
+                    rose.label()
+                );
+                findings.push(
+                    Finding::new("rate_limit.remaining_rose", message)
+                        .expected(format!("at most {}", low + slack + refill))
+                        .actual(remaining)
+                        .cites(&report.responses[at])
+                        .cites(rose),
+                );
                 break;
             }
         }
-        lowest = Some(lowest.map_or(remaining, |low| low.min(remaining)));
+        if lowest.is_none_or(|(low, _)| remaining < low) {
+            lowest = Some((remaining, *index));
+        }
     }
-    if let (Some((_, first)), Some(after)) = (infos.first(), report.first_limited_after) {
+    if let (Some((first_index, first)), Some(after)) = (infos.first(), report.first_limited_after) {
+        let first_response = &report.responses[*first_index];
         let after = after as u64;
         if let Some(remaining) = first.remaining {
             if remaining > after + slack {
-                findings.push(format!(
+                let message = format!(
                     "the first response said {remaining} requests remain, but the 429 came after only {after}"
-                ));
+                );
+                findings.push(
+                    Finding::new("rate_limit.remaining_too_high", message)
+                        .expected(format!("at most {}", after + slack))
+                        .actual(remaining)
+                        .cites(first_response)
+                        .cites(limited),
+                );
             }
         }
         if let Some(limit) = first.limit {
             let refill = refill_allowance(first, report);
             if after > limit + slack + refill {
-                findings.push(format!(
+                let message = format!(
                     "the server advertises a limit of {limit}, but answered {after} requests before the first 429"
-                ));
+                );
+                findings.push(
+                    Finding::new("rate_limit.limit_exceeded", message)
+                        .expected(format!("a 429 within {}", limit + slack + refill))
+                        .actual(after)
+                        .cites(first_response)
+                        .cites(limited),
+                );
             }
         }
     }
-    cx.note(&report.summary());
     Ok(findings)
 }
 
@@ -263,15 +349,10 @@ fn refill_allowance(info: &crate::hints::RateLimitInfo, report: &BurstReport) ->
     }
 }
 
-fn judge_recovery(cx: &CheckContext, report: &BurstReport) -> Result<Findings, Abort> {
-    let Some(recovery) = &report.recovery else {
-        return Err(Abort::Ignored(format!(
-            "the burst got no 429 to recover from ({})",
-            report.summary()
-        )));
-    };
-    let waited: f64 = recovery.waits.iter().map(|(d, _)| d.as_secs_f64()).sum();
-    let story: Vec<String> = recovery
+/// Each wait of the recovery and what came of it, and the seconds waited in all.
+fn recovery_story(recovery: &Recovery) -> (f64, Vec<String>) {
+    let waited = recovery.waits.iter().map(|(d, _)| d.as_secs_f64()).sum();
+    let story = recovery
         .waits
         .iter()
         .zip(&recovery.attempts)
@@ -283,13 +364,34 @@ fn judge_recovery(cx: &CheckContext, report: &BurstReport) -> Result<Findings, A
             format!("waited {:.1} s ({why}), then {result}", wait.as_secs_f64())
         })
         .collect();
+    (waited, story)
+}
+
+/// The note of a passing recovery: how long it took and what each try got.
+fn recovery_note(report: &BurstReport) -> String {
+    let Some(recovery) = &report.recovery else {
+        return report.summary();
+    };
+    let (waited, story) = recovery_story(recovery);
+    format!("recovered after {waited:.1} s: {}", story.join("; "))
+}
+
+/// After waiting as hinted, the same request succeeded.
+fn judge_recovery(
+    _settings: &Settings,
+    _schemas: &SchemaSet,
+    report: &BurstReport,
+) -> Result<Findings, Abort> {
+    let (Some(recovery), Some(limited)) = (&report.recovery, report.limited()) else {
+        return Err(Abort::Ignored(format!(
+            "the burst got no 429 to recover from ({})",
+            report.summary()
+        )));
+    };
     if recovery.recovered() {
-        cx.note(&format!(
-            "recovered after {waited:.1} s: {}",
-            story.join("; ")
-        ));
         return Ok(Vec::new());
     }
+    let (waited, story) = recovery_story(recovery);
     let capped = match recovery.capped_hint {
         Some(hint) => format!(
             " (Retry-After asked for {} s, cut to the cap)",
@@ -297,9 +399,123 @@ fn judge_recovery(cx: &CheckContext, report: &BurstReport) -> Result<Findings, A
         ),
         None => String::new(),
     };
-    Ok(vec![format!(
+    let message = format!(
         "the request still did not succeed after {} wait(s) totalling {waited:.1} s{capped}: {}",
         recovery.waits.len(),
         story.join("; ")
-    )])
+    );
+    let retries = recovery.attempts.iter().filter_map(|a| a.as_ref().ok());
+    Ok(vec![Finding::new("rate_limit.no_recovery", message)
+        .expected("2xx")
+        .cites(limited)
+        .cites_all(retries)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn bundled() -> SchemaSet {
+        SchemaSet::load(&crate::suite::Suite::load(None).unwrap()).unwrap()
+    }
+
+    /// A burst whose responses are `responses`, as exchanges 10, 11, ...
+    fn burst(responses: Vec<Response>) -> BurstReport {
+        let responses: Vec<Response> = responses
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut r)| {
+                r.exchange = 10 + i;
+                r
+            })
+            .collect();
+        BurstReport {
+            request: "GET /test".into(),
+            sent: responses.len() as u32,
+            cap: 100,
+            concurrency: 1,
+            elapsed: Duration::from_millis(100),
+            first_limited_after: responses
+                .iter()
+                .position(|r| r.status == 429)
+                .map(|i| i + 1),
+            responses,
+            transport_errors: Vec::new(),
+            recovery: None,
+        }
+    }
+
+    const LIMITED: &str =
+        r#"{"error": {"code": "rate_limited", "message": "slow down", "request_id": "req_1"}}"#;
+
+    #[test]
+    fn a_retry_after_date_before_the_429_arrived_is_in_the_past() {
+        let ok = Response::for_test(
+            200,
+            &[("X-RateLimit-Limit", "1"), ("X-RateLimit-Remaining", "0")],
+            "{}",
+        );
+        let limited = Response::for_test(
+            429,
+            &[
+                ("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("X-RateLimit-Remaining", "0"),
+            ],
+            LIMITED,
+        );
+        let findings =
+            judge_hints(&Settings::default(), &bundled(), &burst(vec![ok, limited])).unwrap();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, "rate_limit.retry_after_past");
+        assert_eq!(
+            findings[0].actual.as_deref(),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT")
+        );
+        assert_eq!(findings[0].exchanges, [11], "the 429");
+    }
+
+    #[test]
+    fn a_429_without_hints_breaks_two_rules() {
+        let report = burst(vec![
+            Response::for_test(200, &[], "{}"),
+            Response::for_test(429, &[], LIMITED),
+        ]);
+        let findings = judge_hints(&Settings::default(), &bundled(), &report).unwrap();
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            [
+                "rate_limit.retry_after_missing",
+                "rate_limit.headers_missing"
+            ]
+        );
+        assert_eq!(findings[0].exchanges, [11]);
+        assert_eq!(
+            findings[1].exchanges,
+            [10, 11],
+            "every response of the burst"
+        );
+        let calm = burst(vec![Response::for_test(200, &[], "{}")]);
+        assert!(matches!(
+            judge_hints(&Settings::default(), &bundled(), &calm),
+            Err(Abort::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn a_burst_without_a_429_cites_its_responses() {
+        let report = burst(vec![
+            Response::for_test(200, &[], "{}"),
+            Response::for_test(503, &[], ""),
+        ]);
+        let findings = judge_limited(&Settings::default(), &bundled(), &report).unwrap();
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["rate_limit.server_error", "rate_limit.no_429"]);
+        assert_eq!(findings[0].exchanges, [11]);
+        assert_eq!(findings[1].exchanges, [10, 11]);
+        assert!(findings[1]
+            .message
+            .ends_with(&format!(" [{}]", report.summary())));
+    }
 }

@@ -13,10 +13,11 @@ use crate::secrets::Secrets;
 /// What a check did, as recorded (masked).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evidence {
-    /// The check's exchanges in the order sent, plus a harness exchange (job set-up) when the
-    /// message is about it.
+    /// The check's exchanges in the order sent, after any harness exchange (job set-up) a
+    /// finding cites.
     pub exchanges: Vec<ExchangeEvidence>,
-    /// For a failed or errored check: a curl command reproducing the failing request.
+    /// For a failed or errored check: a curl command reproducing the first exchange a finding
+    /// cites, else the check's last.
     pub curl: Option<String>,
     /// The id of the exchange `curl` reproduces.
     pub curl_exchange: Option<usize>,
@@ -95,16 +96,11 @@ fn excerpt_was_cut(excerpt: &str) -> bool {
         .is_some_and(|(_, size)| !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Request ids shorter than this are not looked for in messages: "1" would match anything.
-const MIN_CITED_ID_LEN: usize = 4;
-
 /// The evidence of `check`, from every exchange of the run, masked by `secrets`.
 pub fn gather(check: &CheckRecord, all: &[Exchange], secrets: &Secrets) -> Evidence {
     let shown = |e: &Exchange| ExchangeEvidence::new(e, secrets);
-    let own: Vec<&Exchange> = all
-        .iter()
-        .filter(|e| check.exchanges.contains(&e.id))
-        .collect();
+    let find = |id: &usize| all.iter().find(|e| e.id == *id);
+    let own: Vec<&Exchange> = check.exchanges.iter().filter_map(find).collect();
     let mut exchanges: Vec<ExchangeEvidence> = own.iter().map(|e| shown(e)).collect();
     if !matches!(check.outcome, Outcome::Failed | Outcome::Errored) {
         return Evidence {
@@ -112,38 +108,27 @@ pub fn gather(check: &CheckRecord, all: &[Exchange], secrets: &Secrets) -> Evide
             ..Evidence::default()
         };
     }
-    // The request the message talks about first; else a harness request it cites (a job
-    // set-up that failed); else the check's last request.
-    let harness = all.iter().filter(|e| e.check.starts_with("run::"));
-    let chosen = first_cited(&check.message, own.iter().copied())
-        .or_else(|| {
-            let cited = first_cited(&check.message, harness)?;
-            exchanges.insert(0, shown(cited));
-            Some(cited)
-        })
-        .or_else(|| own.last().copied());
+    // What the findings cite, in order; an exchange the check did not make (the harness's
+    // job set-up) is shown first. The first cited is reproduced, else the check's last.
+    let mut cited: Vec<&Exchange> = Vec::new();
+    for exchange in check
+        .findings
+        .iter()
+        .flat_map(|f| &f.exchanges)
+        .filter_map(find)
+    {
+        if !cited.iter().any(|c| c.id == exchange.id) {
+            cited.push(exchange);
+        }
+    }
+    let foreign = cited.iter().filter(|e| !check.exchanges.contains(&e.id));
+    exchanges.splice(0..0, foreign.map(|e| shown(e)));
+    let chosen = cited.first().or(own.last());
     Evidence {
         curl: chosen.map(|e| curl::command(&shown(e))),
         curl_exchange: chosen.map(|e| e.id),
         exchanges,
     }
-}
-
-/// The exchange whose request id appears earliest in `message`.
-fn first_cited<'a>(
-    message: &str,
-    candidates: impl Iterator<Item = &'a Exchange>,
-) -> Option<&'a Exchange> {
-    candidates
-        .filter_map(|e| {
-            let id = e
-                .request_id
-                .as_deref()
-                .filter(|id| id.len() >= MIN_CITED_ID_LEN)?;
-            Some((message.find(id)?, e))
-        })
-        .min_by_key(|(position, _)| *position)
-        .map(|(_, e)| e)
 }
 
 /// The evidence as plain text (JUnit's system-out): one block per exchange, then the curl line.
@@ -241,6 +226,7 @@ fn exchange_line(e: &ExchangeEvidence) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Finding;
     use crate::record::Level;
     use std::time::SystemTime;
 
@@ -268,13 +254,14 @@ mod tests {
         gather(check, all, &Secrets::default())
     }
 
-    fn failed(message: &str, exchanges: Vec<usize>) -> CheckRecord {
+    fn failed(findings: Vec<Finding>, exchanges: Vec<usize>) -> CheckRecord {
         CheckRecord {
             name: "auth::x".into(),
             area: "auth".into(),
             level: Level::Must,
             outcome: Outcome::Failed,
-            message: message.into(),
+            message: crate::finding::messages(&findings),
+            findings,
             duration: Duration::ZERO,
             exchanges,
             flaky: false,
@@ -282,17 +269,24 @@ mod tests {
         }
     }
 
+    fn citing(ids: &[usize]) -> Finding {
+        Finding::new("auth.status", "x").cites_exchanges(ids.iter().copied())
+    }
+
     #[test]
-    fn curl_reproduces_the_request_the_message_cites_first() {
+    fn curl_reproduces_the_first_exchange_a_finding_cites() {
         let all = vec![
             exchange(0, "auth::x", Some("req_aaaa")),
             exchange(1, "auth::x", Some("req_bbbb")),
             exchange(2, "auth::x", Some("req_cccc")),
         ];
-        let evidence = gather_(&failed("saw req_bbbb, then req_aaaa", vec![0, 1, 2]), &all);
+        let findings = vec![Finding::new("auth.code", "none"), citing(&[1, 0])];
+        let evidence = gather_(&failed(findings, vec![0, 1, 2]), &all);
         assert_eq!(evidence.curl_exchange, Some(1));
         assert!(evidence.curl.unwrap().contains("/v1/jobs/1"));
-        let evidence = gather_(&failed("no id cited", vec![0, 1, 2]), &all);
+        // The message names req_aaaa, but only what a finding cites counts.
+        let named = Finding::new("auth.code", "saw req_aaaa");
+        let evidence = gather_(&failed(vec![named], vec![0, 1, 2]), &all);
         assert_eq!(evidence.curl_exchange, Some(2), "else the last exchange");
     }
 
@@ -302,10 +296,7 @@ mod tests {
             exchange(0, "run::job_setup", Some("req_setup")),
             exchange(1, "auth::x", None),
         ];
-        let evidence = gather_(
-            &failed("could not create a job (request id req_setup)", vec![1]),
-            &all,
-        );
+        let evidence = gather_(&failed(vec![citing(&[0])], vec![1]), &all);
         assert_eq!(evidence.curl_exchange, Some(0));
         let ids: Vec<usize> = evidence.exchanges.iter().map(|e| e.id).collect();
         assert_eq!(ids, [0, 1]);
@@ -313,7 +304,7 @@ mod tests {
 
     #[test]
     fn passing_checks_have_no_curl_and_cut_excerpts_are_flagged() {
-        let mut record = failed("", vec![0]);
+        let mut record = failed(Vec::new(), vec![0]);
         record.outcome = Outcome::Passed;
         let mut cut = exchange(0, "auth::x", None);
         cut.body_excerpt = format!("{}... [5000 bytes in all]", "a".repeat(10));

@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use super::Report;
 
-/// Raised when a field changes meaning or goes away; new fields do not raise it.
-pub const FORMAT_VERSION: u32 = 1;
+/// Raised when a field changes meaning or goes away; new fields do not raise it. Version 2:
+/// each check lists its `findings`, and a failure's evidence and curl line are the exchanges
+/// those findings cite (no longer guessed from request ids in the message).
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Versioned<'a> {

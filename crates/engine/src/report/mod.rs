@@ -21,6 +21,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
+use crate::finding::Finding;
 use crate::record::{Level, Outcome, RunRecord};
 use crate::secrets::Secrets;
 use crate::suite::{SuiteSource, BUNDLED_SUITE};
@@ -126,6 +127,8 @@ pub struct CheckEntry {
     pub outcome: Outcome,
     /// Why it failed, warned, was ignored or errored; empty when it passed.
     pub message: String,
+    /// The violations behind `message`, as data (see [`Finding`]).
+    pub findings: Vec<Finding>,
     #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
     pub flaky: bool,
@@ -170,6 +173,7 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
             level: check.level,
             outcome: check.outcome.clone(),
             message: secrets.mask(&check.message),
+            findings: check.findings.iter().map(|f| f.masked(secrets)).collect(),
             duration: check.duration,
             flaky: check.flaky,
             waited: check.waited,

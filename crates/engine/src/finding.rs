@@ -1,0 +1,139 @@
+//! One contract violation a check saw, as data ([`Finding`]).
+//!
+//! The message is for people and may be reworded; the rule id is for machines (reports group
+//! and filter by it) and stays. The exchanges a finding cites are its evidence: reports show
+//! them and reproduce the first with curl, so nothing has to search messages for request ids.
+
+use serde::Serialize;
+
+use crate::client::Response;
+use crate::secrets::Secrets;
+
+/// A violation: which rule, in words, what was expected and seen, where, and on which exchanges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable id of the rule broken, lowercase `area.rule` (`schema.type`, `auth.status`).
+    pub rule: String,
+    /// The sentence the console, JUnit and the report's `message` show.
+    pub message: String,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+    /// JSON pointer into the body judged, when the rule is about one value.
+    pub pointer: Option<String>,
+    /// Ids of the exchanges judged (see [`crate::record::RunRecord::exchanges`]).
+    pub exchanges: Vec<usize>,
+}
+
+impl Finding {
+    pub fn new(rule: impl Into<String>, message: impl Into<String>) -> Finding {
+        Finding {
+            rule: rule.into(),
+            message: message.into(),
+            expected: None,
+            actual: None,
+            pointer: None,
+            exchanges: Vec::new(),
+        }
+    }
+
+    pub fn expected(mut self, expected: impl ToString) -> Finding {
+        self.expected = Some(expected.to_string());
+        self
+    }
+
+    pub fn actual(mut self, actual: impl ToString) -> Finding {
+        self.actual = Some(actual.to_string());
+        self
+    }
+
+    /// The JSON pointer of the value judged.
+    pub fn at(mut self, pointer: impl Into<String>) -> Finding {
+        self.pointer = Some(pointer.into());
+        self
+    }
+
+    /// Cite the exchange `response` came from.
+    pub fn cites(self, response: &Response) -> Finding {
+        self.cites_exchange(response.exchange)
+    }
+
+    /// Cite the exchange of each of `responses`, in order.
+    pub fn cites_all<'r>(self, responses: impl IntoIterator<Item = &'r Response>) -> Finding {
+        responses
+            .into_iter()
+            .fold(self, |finding, response| finding.cites(response))
+    }
+
+    /// Cite exchange `id` (once, however often cited).
+    pub fn cites_exchange(mut self, id: usize) -> Finding {
+        if !self.exchanges.contains(&id) {
+            self.exchanges.push(id);
+        }
+        self
+    }
+
+    /// Cite each exchange of `ids`, in order.
+    pub fn cites_exchanges(self, ids: impl IntoIterator<Item = usize>) -> Finding {
+        ids.into_iter().fold(self, Finding::cites_exchange)
+    }
+
+    /// The message with `prefix` before it: a check says which request or input it was about.
+    pub fn prefixed(mut self, prefix: &str) -> Finding {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+
+    /// The message with `suffix` after it (the burst's summary, the response's label).
+    pub fn suffixed(mut self, suffix: &str) -> Finding {
+        self.message.push_str(suffix);
+        self
+    }
+
+    /// Every text masked, as the record keeps it.
+    pub fn masked(&self, secrets: &Secrets) -> Finding {
+        let mask = |text: &Option<String>| text.as_deref().map(|t| secrets.mask(t));
+        Finding {
+            rule: self.rule.clone(),
+            message: secrets.mask(&self.message),
+            expected: mask(&self.expected),
+            actual: mask(&self.actual),
+            pointer: mask(&self.pointer),
+            exchanges: self.exchanges.clone(),
+        }
+    }
+}
+
+/// The messages of `findings`, one a line: the text every outcome has always shown.
+pub fn messages(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_cites_each_exchange_once_and_masks_every_text() {
+        let mut response = Response::for_test(401, &[], "{}");
+        response.exchange = 7;
+        let finding = Finding::new("auth.status", "saw sk_1")
+            .expected(401)
+            .actual("sk_1")
+            .at("/key")
+            .cites(&response)
+            .cites(&response)
+            .prefixed("GET /: ");
+        assert_eq!(finding.exchanges, [7]);
+        assert_eq!(finding.message, "GET /: saw sk_1");
+        let mut secrets = Secrets::default();
+        secrets.register("sk_1", "$API_KEY");
+        let masked = finding.masked(&secrets);
+        assert_eq!(masked.message, "GET /: saw $API_KEY");
+        assert_eq!(masked.actual.as_deref(), Some("$API_KEY"));
+        assert_eq!(masked.expected.as_deref(), Some("401"));
+    }
+}
