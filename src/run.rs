@@ -202,12 +202,22 @@ fn execute(
     let clock = Instant::now();
     probe(runtime, &plan)?;
 
+    // Trials come in phase order; `order` maps each back to its check.
+    let order = plan.phase_order();
+    let will_run = |t: &libtest_mimic::Trial| selection.selects(t) && !libtest_args.is_ignored(t);
+    plan.expect_first_phase(
+        trials
+            .iter()
+            .zip(&order)
+            .filter(|(t, &i)| will_run(t) && !plan.checks[i].final_phase)
+            .count(),
+    );
     // Checks the suite marks ignored are not run, but they still belong in every report.
     let not_run: Vec<usize> = trials
         .iter()
-        .enumerate()
-        .filter(|(_, t)| selection.selects(t) && libtest_args.is_ignored(t))
-        .map(|(i, _)| i)
+        .zip(&order)
+        .filter(|(t, _)| selection.selects(t) && libtest_args.is_ignored(t))
+        .map(|(_, &i)| i)
         .collect();
     // libtest takes one filter; with several, the selection is made here (and libtest's
     // "filtered out" count is then 0).

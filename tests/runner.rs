@@ -38,6 +38,10 @@ impl Check for Scripted {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     Ok(Vec::new())
                 }
+                "nap" => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(Vec::new())
+                }
                 _ => Ok(Vec::new()),
             }
         }
@@ -66,13 +70,14 @@ fn plan_of(scripts: &[&'static str], options: RunOptions) -> Arc<Plan> {
             level: Level::Must,
             kind: "scripted".into(),
             ignored: false,
+            final_phase: false,
             check: Box::new(Scripted(script)),
         })
         .collect();
-    Arc::new(Plan {
-        context: RunContext::new(suite, schemas, client, record, options),
+    Arc::new(Plan::with_checks(
+        RunContext::new(suite, schemas, client, record, options),
         checks,
-    })
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,4 +265,52 @@ fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
             "{check}"
         );
     }
+}
+
+/// A check that judges the whole run waits until every other check has finished, however the
+/// checks are scheduled: here it starts first, and still ends last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_phase_waits_for_every_other_check() {
+    let suite = Suite::load(None).unwrap();
+    let schemas = SchemaSet::load(&suite).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig::new("http://127.0.0.1:9", Some("sk_test_unused".into())),
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .unwrap();
+    let planned = |name: &str, script: &'static str, final_phase: bool| PlannedCheck {
+        name: name.into(),
+        area: "test".into(),
+        level: Level::Must,
+        kind: "scripted".into(),
+        ignored: false,
+        final_phase,
+        check: Box::new(Scripted(script)),
+    };
+    let plan = Arc::new(Plan::with_checks(
+        RunContext::new(
+            suite,
+            schemas,
+            client,
+            Arc::clone(&record),
+            RunOptions::default(),
+        ),
+        vec![
+            planned("test::judge", "pass", true),
+            planned("test::nap", "nap", false),
+        ],
+    ));
+    assert_eq!(plan.phase_order(), [1, 0]);
+    plan.expect_first_phase(1);
+    let judge = tokio::spawn({
+        let plan = Arc::clone(&plan);
+        async move { plan.execute(0).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    plan.execute(1).await;
+    judge.await.unwrap();
+    let order: Vec<String> = record.checks().into_iter().map(|c| c.name).collect();
+    assert_eq!(order, ["test::nap", "test::judge"]);
 }

@@ -125,9 +125,10 @@ pub async fn run_default_suite_with(
     let plan = Arc::new(
         Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),
     );
-    // Two at a time, like libtest on this machine.
+    // Two at a time, like libtest on this machine, in the plan's phase order.
     let mut outcomes = BTreeMap::new();
-    let indices: Vec<usize> = (0..plan.checks.len()).collect();
+    let indices = plan.phase_order();
+    plan.expect_first_phase(plan.checks.iter().filter(|c| !c.final_phase).count());
     for pair in indices.chunks(2) {
         let runs = pair.iter().map(|&i| {
             let plan = Arc::clone(&plan);

@@ -22,6 +22,8 @@ pub struct PlannedCheck {
     pub kind: String,
     /// Marked `ignored = true` in the suite: runs only with `--ignored` or `--include-ignored`.
     pub ignored: bool,
+    /// It judges the whole run, so it runs after every other check ([`Check::judges_the_run`]).
+    pub final_phase: bool,
     pub check: Box<dyn Check>,
 }
 
@@ -40,6 +42,7 @@ pub fn planned_checks(suite: &Suite) -> Result<Vec<PlannedCheck>, AppError> {
                 level: decl.level,
                 kind: decl.kind.clone(),
                 ignored: decl.ignored,
+                final_phase: check.judges_the_run(),
                 check,
             });
         }
@@ -98,21 +101,62 @@ impl Offered {
 pub struct Plan {
     pub context: RunContext,
     pub checks: Vec<PlannedCheck>,
+    /// First-phase checks still to finish; the final phase waits for none to be left.
+    first_phase: tokio::sync::watch::Sender<usize>,
 }
 
 impl Plan {
     /// Build every check the suite declares; the first bad declaration is the error.
     pub fn new(context: RunContext) -> Result<Plan, AppError> {
         let checks = planned_checks(&context.suite)?;
-        Ok(Plan { context, checks })
+        Ok(Plan::with_checks(context, checks))
+    }
+
+    /// A plan of `checks` that need not come from the context's suite (tests script them).
+    pub fn with_checks(context: RunContext, checks: Vec<PlannedCheck>) -> Plan {
+        Plan {
+            context,
+            checks,
+            first_phase: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Check indices in the order they are run: every first-phase check in suite order, then
+    /// the checks that judge the whole run, so they judge every exchange the others made.
+    pub fn phase_order(&self) -> Vec<usize> {
+        let (first, last): (Vec<usize>, Vec<usize>) =
+            (0..self.checks.len()).partition(|&i| !self.checks[i].final_phase);
+        first.into_iter().chain(last).collect()
+    }
+
+    /// Say how many first-phase checks will run: the final phase waits until they all have.
+    pub fn expect_first_phase(&self, checks: usize) {
+        self.first_phase.send_replace(checks);
     }
 
     /// Run check `index`, record its outcome and return it. Never panics: a panicking check
     /// is reported as errored and the others go on.
     pub async fn execute(self: &Arc<Self>, index: usize) -> CheckRecord {
+        let record = self.execute_in_phase(index).await;
+        if !self.checks[index].final_phase {
+            self.first_phase
+                .send_modify(|left| *left = left.saturating_sub(1));
+        }
+        record
+    }
+
+    async fn execute_in_phase(self: &Arc<Self>, index: usize) -> CheckRecord {
         let started = Instant::now();
         let plan = Arc::clone(self);
-        let mut task = tokio::spawn(async move { plan.evaluate(index).await });
+        let final_phase = self.checks[index].final_phase;
+        let mut task = tokio::spawn(async move {
+            if final_phase {
+                let mut left = plan.first_phase.subscribe();
+                // The sender lives as long as the plan, which this task holds.
+                let _ = left.wait_for(|left| *left == 0).await;
+            }
+            plan.evaluate(index).await
+        });
         let joined = match self.context.options.deadline {
             None => Ok((&mut task).await),
             Some(deadline) => tokio::time::timeout_at(deadline.into(), &mut task).await,
@@ -222,6 +266,17 @@ impl Plan {
         let job_id = job.transpose().map_err(|abort| self.set_up_failed(abort))?;
         let cx = CheckContext::new(&planned.name, &self.context, job_id);
         let findings = planned.check.run(&cx).await?;
+        if planned.final_phase {
+            // A filtered run judges little: say how much.
+            let exchanges = self.context.record.exchanges();
+            let senders: std::collections::BTreeSet<&str> =
+                exchanges.iter().map(|e| e.check.as_str()).collect();
+            cx.note(&format!(
+                "judged the {} exchanges the run made, from {} checks and steps",
+                exchanges.len(),
+                senders.len()
+            ));
+        }
         let notes = cx.notes.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok((findings, notes))
     }
@@ -259,8 +314,12 @@ impl Plan {
 
     /// One libtest trial per check, each blocking on `runtime` (libtest runs trials on its own
     /// threads, where no tokio runtime is current).
+    /// They come in [`Self::phase_order`]: libtest starts the final phase only once every
+    /// other trial has started, so waiting for those to finish can never hold up a thread they
+    /// need.
     pub fn trials(self: &Arc<Self>, runtime: &Handle) -> Vec<Trial> {
-        (0..self.checks.len())
+        self.phase_order()
+            .into_iter()
             .map(|index| {
                 let plan = Arc::clone(self);
                 let runtime = runtime.clone();

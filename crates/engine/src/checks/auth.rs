@@ -166,6 +166,11 @@ pub struct SecretNotEchoed {
 }
 
 impl Check for SecretNotEchoed {
+    /// It judges every exchange of the run, so it runs after all the others.
+    fn judges_the_run(&self) -> bool {
+        true
+    }
+
     fn plan(&self, _settings: &Settings) -> Vec<String> {
         planned(&self.requests)
     }

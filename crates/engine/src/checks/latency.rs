@@ -34,6 +34,11 @@ fn two() -> f64 {
 }
 
 impl Check for Latency {
+    /// It judges every exchange of the run, so it runs after all the others.
+    fn judges_the_run(&self) -> bool {
+        true
+    }
+
     fn plan(&self, _settings: &Settings) -> Vec<String> {
         vec![format!(
             "{} x {}",

@@ -105,6 +105,13 @@ pub trait Check: Send + Sync {
         Vec::new()
     }
 
+    /// True for a check that judges the whole run (every exchange so far), not only its own
+    /// requests: it runs in a final phase, after every other check, so its verdict never
+    /// depends on scheduling.
+    fn judges_the_run(&self) -> bool {
+        false
+    }
+
     /// Run the check and report what it found.
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>>;
 }

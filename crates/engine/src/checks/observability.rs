@@ -148,6 +148,11 @@ fn three() -> u32 {
 }
 
 impl Check for RequestIdUnique {
+    /// It judges every exchange of the run, so it runs after all the others.
+    fn judges_the_run(&self) -> bool {
+        true
+    }
+
     fn plan(&self, _settings: &Settings) -> Vec<String> {
         planned(&self.requests)
             .into_iter()
@@ -281,6 +286,11 @@ fn five() -> f64 {
 }
 
 impl Check for LogsContainIds {
+    /// It judges every exchange of the run, so it runs after all the others.
+    fn judges_the_run(&self) -> bool {
+        true
+    }
+
     fn plan(&self, _settings: &Settings) -> Vec<String> {
         let mut plan = planned(&self.requests);
         plan.push("then reads the log source (no request)".into());
