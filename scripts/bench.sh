@@ -44,7 +44,7 @@ bin=target/release/apiconform
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 now_ns() { date +%s%N; }
-calc() { awk "BEGIN {printf \"%.${2:-3}f\", $1}"; }
+calc() { awk "BEGIN {printf \"%.${2:-3}f\\n\", $1}"; }
 
 echo "## apiconform bench"
 echo
