@@ -26,13 +26,17 @@ pub struct BurstReport {
     pub cap: u32,
     pub concurrency: u32,
     pub elapsed: Duration,
-    /// Responses in the order they completed.
+    /// Responses in the order they completed. A 2xx carries only the headers the checks judge
+    /// (rate limits, Retry-After, request id) and no body; any other response is whole.
     pub responses: Vec<Response>,
     /// Transport errors, in the order they happened.
     pub transport_errors: Vec<String>,
     /// How many responses had completed when the first 429 arrived (1-based), if one did.
     pub first_limited_after: Option<usize>,
     pub recovery: Option<Recovery>,
+    /// Exchanges of the burst the run record counted but did not keep (it keeps a bounded
+    /// share of each check's, see [`crate::record::KEPT_FIRST_PER_CHECK`]).
+    pub exchanges_not_kept: usize,
 }
 
 /// Backing off after the first 429 and trying again.
@@ -72,8 +76,15 @@ impl BurstReport {
             Some(n) => format!("the first 429 came after {n} responses"),
             None => "no 429 came".into(),
         };
+        let kept = match self.exchanges_not_kept {
+            0 => String::new(),
+            n => format!(
+                "; the record keeps {} of its exchanges, {n} more were counted",
+                self.sent as usize - n.min(self.sent as usize)
+            ),
+        };
         format!(
-            "burst of {} x {} (cap {}, concurrency {}) in {:.2} s, {:.0} requests/s; {first}",
+            "burst of {} x {} (cap {}, concurrency {}) in {:.2} s, {:.0} requests/s; {first}{kept}",
             self.sent,
             self.request,
             self.cap,
@@ -125,24 +136,25 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
     let outgoing = cx.outgoing(&spec);
     let cap = settings.max_requests;
     let concurrency = settings.concurrency;
-    let unpaced = SendOptions {
-        paced: false,
-        retry: false,
-    };
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let client = cx.client();
     cx.progress(&format!(
         "burst: up to {cap} requests, {concurrency} at a time, until the first 429"
     ));
+    // Built once, sent `cap` times: the lean path parses and records only what is judged.
+    let prepared = client.prepare(&outgoing);
     let results: Vec<_> = stream::iter(0..cap)
         .map(|_| {
-            let (stop, outgoing) = (&stop, &outgoing);
+            let (stop, prepared) = (&stop, &prepared);
             async move {
                 if stop.load(Ordering::Relaxed) || started.elapsed() > BURST_TIME_LIMIT {
                     return None;
                 }
-                let result = client.send(cx.name, outgoing, unpaced).await;
+                let result = match prepared {
+                    Ok(prepared) => client.send_prepared(cx.name, prepared).await,
+                    Err(refused) => Err(refused.clone()),
+                };
                 // Stop at the first 429, and at any sign of harm (5xx, transport error).
                 if result
                     .as_ref()
@@ -180,6 +192,7 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
         transport_errors,
         first_limited_after,
         recovery: None,
+        exchanges_not_kept: cx.run.record.exchanges_not_kept(cx.name),
     };
     if let Some(limited) = report.limited().cloned() {
         report.recovery = Some(recover(cx, &outgoing, limited).await);

@@ -110,6 +110,122 @@ impl Outgoing {
     }
 }
 
+/// A request prepared once and sent many times (the rate-limit burst): the URL parsed, the
+/// headers (the key among them) built, and what the record shows of the request masked, all
+/// once. Each send clones the prepared request, which shares its header values.
+#[derive(Debug)]
+pub struct Prepared {
+    /// What each send needs on the task that sends it.
+    wire: Arc<Wire>,
+    /// `METHOD path`, masked, for messages.
+    request_line: String,
+    method: String,
+    /// What the record shows of the request, masked.
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    job_id: Option<String>,
+}
+
+/// The part of a [`Prepared`] request its sends share across tasks.
+#[derive(Debug)]
+struct Wire {
+    request: reqwest::Request,
+    http: reqwest::Client,
+    secrets: Secrets,
+    /// The suite's request-id headers, lower-cased.
+    request_id_headers: Vec<String>,
+    max_body_bytes: usize,
+    timeout_seconds: f64,
+}
+
+/// What one send of a [`Prepared`] request brought back, read on the task that sent it.
+struct Fetched {
+    raw: RawAnswer,
+    /// A registered key came back in a header or the body.
+    echoed: bool,
+    /// For a 2xx that echoed nothing: only the headers the checks judge (else None).
+    lean_headers: Option<Vec<(String, String)>>,
+}
+
+impl Wire {
+    /// Send once and read the answer. It runs on a task of its own, so a burst's sends and
+    /// reads spread over every worker thread instead of one task doing them all.
+    async fn fetch(self: Arc<Wire>) -> Result<Fetched, Failed> {
+        let request = self
+            .request
+            .try_clone()
+            .expect("prepare() refuses a request that cannot be cloned");
+        let raw = read_answer(
+            &self.http,
+            request,
+            self.max_body_bytes,
+            self.timeout_seconds,
+        )
+        .await?;
+        let echoed = raw
+            .headers
+            .values()
+            .any(|v| self.secrets.found_in(v.as_bytes()))
+            || self.secrets.found_in(&raw.body);
+        let lean_headers = ((200..300).contains(&raw.status) && !echoed).then(|| {
+            raw.headers
+                .iter()
+                .filter(|(n, _)| {
+                    kept_by_lean(n.as_str())
+                        || self.request_id_headers.iter().any(|h| h == n.as_str())
+                })
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        });
+        Ok(Fetched {
+            raw,
+            echoed,
+            lean_headers,
+        })
+    }
+}
+
+/// A spawned task, aborted when its handle is dropped (the burst was cancelled, the target
+/// given up on), so no send outlives its caller.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Prepared {
+    /// `METHOD path`, masked, for messages.
+    pub fn request_line(&self) -> &str {
+        &self.request_line
+    }
+}
+
+/// True for the response headers a burst's 2xx keeps: the rate-limit ones in every form the
+/// hints parser reads (`X-RateLimit-*`, `X-Rate-Limit-*`, `RateLimit-*`, `RateLimit`) and
+/// Retry-After. Request ids are kept too (see [`Prepared`]).
+fn kept_by_lean(name: &str) -> bool {
+    name.contains("ratelimit") || name.contains("rate-limit") || name == "retry-after"
+}
+
 /// A response as checks see it.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -398,6 +514,7 @@ impl HttpClient {
         let mut transport_attempt = 0;
         loop {
             if options.paced {
+                let _on_purpose = self.record.pacing();
                 self.pacer.until_ready().await;
             }
             let result = self.send_once(check, request).await;
@@ -610,6 +727,219 @@ impl HttpClient {
             rand::random::<f64>(),
             Duration::from_secs(self.settings.target.max_retry_after_seconds),
         )
+    }
+
+    /// Prepare `request` to be sent many times with [`Self::send_prepared`]. Only to the
+    /// target's own origin: the burst never follows a link elsewhere.
+    pub fn prepare(&self, request: &Outgoing) -> Result<Prepared, TransportError> {
+        let absolute = request.path.starts_with("http://") || request.path.starts_with("https://");
+        let url = if absolute {
+            request.path.clone()
+        } else {
+            format!("{}{}", self.config.base_url, request.path)
+        };
+        let request_line = self.secrets.mask(&format!(
+            "{} {}",
+            request.method,
+            shorten(&request.path, 160)
+        ));
+        let refuse = |cause: String| TransportError {
+            request_line: request_line.clone(),
+            cause,
+            kind: FailureKind::Refused,
+        };
+        if absolute && !same_origin(&url, &self.config.base_url) {
+            return Err(refuse(format!(
+                "not sent: {url} is another origin than the target, and a repeated request goes only to the target"
+            )));
+        }
+        let built = self.build(&url, request).map_err(refuse)?;
+        if built.try_clone().is_none() {
+            return Err(refuse("the request body cannot be sent twice".into()));
+        }
+        let headers = built
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    self.secrets
+                        .mask(&String::from_utf8_lossy(value.as_bytes())),
+                )
+            })
+            .collect();
+        Ok(Prepared {
+            wire: Arc::new(Wire {
+                request: built,
+                http: self.http.clone(),
+                secrets: self.secrets.clone(),
+                request_id_headers: self
+                    .settings
+                    .request_id
+                    .headers
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                max_body_bytes: self.settings.target.max_body_bytes,
+                timeout_seconds: self.settings.target.timeout_seconds,
+            }),
+            method: request.method.clone(),
+            url: self.secrets.mask(&url),
+            headers,
+            body: request
+                .body
+                .as_ref()
+                .map(|b| self.secrets.mask(&b.to_string())),
+            job_id: request.job_id.clone(),
+            request_line,
+        })
+    }
+
+    /// Send a prepared request once, unpaced and without retries (but within the run's
+    /// budget and ceiling, like every request), and record it.
+    ///
+    /// The lean path of the burst: a 2xx that echoes no key comes back with only the headers
+    /// the rate-limit checks judge (see [`kept_by_lean`], and the request id) and no body, and
+    /// is recorded without parsing; anything else (429, 5xx, any other status, a key echoed)
+    /// comes back and is recorded in full, as [`Self::send`] would.
+    pub async fn send_prepared(
+        &self,
+        check: &str,
+        prepared: &Prepared,
+    ) -> Result<Response, TransportError> {
+        if self.target_stopped() {
+            return Err(self.stopped_error(&prepared.request_line));
+        }
+        if self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(TransportError {
+                request_line: prepared.request_line.clone(),
+                cause: format!(
+                    "not sent: the run's request budget of {} (--max-requests) is spent",
+                    self.config.max_requests
+                ),
+                kind: FailureKind::BudgetSpent,
+            });
+        }
+        self.ceiling.until_ready().await;
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let stopped = self.stopped_signal.notified();
+        let result = tokio::select! {
+            joined = AbortOnDrop(tokio::spawn(prepared.wire.clone().fetch())) => {
+                joined.unwrap_or_else(|e| Err(Failed {
+                    cause: format!("the request's task ended: {e}"),
+                    timed_out: false,
+                }))
+            }
+            _ = stopped => Err(Failed {
+                cause: "abandoned: the target stopped answering".into(),
+                timed_out: false,
+            }),
+        };
+        let elapsed = clock.elapsed();
+        let exchange = |status: Option<u16>| Exchange {
+            id: 0,
+            check: check.to_string(),
+            method: prepared.method.clone(),
+            url: prepared.url.clone(),
+            request_headers: prepared.headers.clone(),
+            request_body: prepared.body.clone(),
+            status,
+            response_headers: Vec::new(),
+            body_excerpt: String::new(),
+            error: None,
+            started,
+            elapsed,
+            request_id: None,
+            job_id: prepared.job_id.clone(),
+            echoed_secret: false,
+        };
+        let fetched = match result {
+            Ok(fetched) => fetched,
+            Err(failed) => {
+                self.count_timeout(failed.timed_out);
+                let cause = self.secrets.mask(&failed.cause);
+                self.record.add_exchange(Exchange {
+                    error: Some(cause.clone()),
+                    ..exchange(None)
+                });
+                return Err(TransportError {
+                    request_line: prepared.request_line.clone(),
+                    cause,
+                    kind: if failed.timed_out {
+                        FailureKind::TimedOut
+                    } else {
+                        FailureKind::Transport
+                    },
+                });
+            }
+        };
+        self.count_timeout(false);
+        let Fetched {
+            raw,
+            echoed,
+            lean_headers,
+        } = fetched;
+        let all_headers = |raw: &RawAnswer| -> Vec<(String, String)> {
+            raw.headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        };
+        let (headers, body, json, request_id) = if let Some(headers) = lean_headers {
+            // The lean answer: the headers the checks judge, the request id, no body.
+            let request_id = self.request_id_of(&headers, None);
+            (headers, Bytes::new(), None, request_id)
+        } else {
+            let headers = all_headers(&raw);
+            let json = serde_json::from_slice::<Value>(&raw.body).ok();
+            let request_id = self.request_id_of(&headers, json.as_ref());
+            (headers, raw.body.clone(), json, request_id)
+        };
+        let id = self.record.add_exchange_with(
+            check,
+            crate::record::is_notable(Some(raw.status), echoed),
+            || Exchange {
+                response_headers: all_headers(&raw)
+                    .into_iter()
+                    .map(|(n, v)| (n, self.secrets.mask(&v)))
+                    .collect(),
+                body_excerpt: self.secrets.mask(&excerpt(&raw.body, BODY_EXCERPT_BYTES)),
+                request_id: request_id.as_ref().map(|id| self.secrets.mask(id)),
+                echoed_secret: echoed,
+                ..exchange(Some(raw.status))
+            },
+        );
+        tracing::debug!(
+            check,
+            status = raw.status,
+            request_id = request_id.as_deref().unwrap_or("-"),
+            "{}",
+            prepared.request_line
+        );
+        Ok(Response {
+            status: raw.status,
+            headers,
+            body,
+            json,
+            truncated: raw.truncated,
+            request_id,
+            elapsed,
+            received_at: raw.received_at,
+            exchange: id,
+            request_line: prepared.request_line.clone(),
+            rate_limit_retries: 0,
+            backoff_reasons: Vec::new(),
+        })
     }
 
     /// One attempt, no retries.
@@ -844,16 +1174,9 @@ impl HttpClient {
         http: &reqwest::Client,
         request: reqwest::Request,
     ) -> Result<Answer, Failed> {
-        let timeout = self.settings.target.timeout_seconds;
-        let failed = |e: reqwest::Error| Failed {
-            timed_out: e.is_timeout(),
-            cause: describe(&e, timeout),
-        };
-        let mut response = http.execute(request).await.map_err(failed)?;
-        let received_at = SystemTime::now();
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
+        let raw = self.execute_raw(http, request).await?;
+        let headers = raw
+            .headers
             .iter()
             .map(|(n, v)| {
                 (
@@ -862,24 +1185,28 @@ impl HttpClient {
                 )
             })
             .collect();
-        let cap = self.settings.target.max_body_bytes;
-        let mut body = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            let room = cap.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if chunk.len() > room {
-                truncated = true;
-                break;
-            }
-        }
         Ok(Answer {
-            status,
+            status: raw.status,
             headers,
-            body: Bytes::from(body),
-            truncated,
-            received_at,
+            body: raw.body,
+            truncated: raw.truncated,
+            received_at: raw.received_at,
         })
+    }
+
+    /// Send and read the body up to the cap, keeping the headers as they came.
+    async fn execute_raw(
+        &self,
+        http: &reqwest::Client,
+        request: reqwest::Request,
+    ) -> Result<RawAnswer, Failed> {
+        read_answer(
+            http,
+            request,
+            self.settings.target.max_body_bytes,
+            self.settings.target.timeout_seconds,
+        )
+        .await
     }
 
     fn request_id_of(&self, headers: &[(String, String)], json: Option<&Value>) -> Option<String> {
@@ -904,6 +1231,49 @@ impl HttpClient {
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
+    body: Bytes,
+    truncated: bool,
+    received_at: SystemTime,
+}
+
+/// Send `request` and read the body up to `cap` bytes, keeping the headers as they came.
+async fn read_answer(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+    cap: usize,
+    timeout: f64,
+) -> Result<RawAnswer, Failed> {
+    let failed = |e: reqwest::Error| Failed {
+        timed_out: e.is_timeout(),
+        cause: describe(&e, timeout),
+    };
+    let mut response = http.execute(request).await.map_err(failed)?;
+    let received_at = SystemTime::now();
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            truncated = true;
+            break;
+        }
+    }
+    Ok(RawAnswer {
+        status,
+        headers,
+        body: Bytes::from(body),
+        truncated,
+        received_at,
+    })
+}
+
+/// An HTTP answer with its headers as the HTTP library gave them.
+struct RawAnswer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
     body: Bytes,
     truncated: bool,
     received_at: SystemTime,

@@ -52,7 +52,7 @@ pub struct RunContext {
     /// What the run learnt while waiting on jobs (one that never finishes, ...).
     pub job_waits: jobs::JobWaits,
     /// The rate-limit burst, run once for all `rate_limit::*` checks.
-    burst: OnceCell<Result<BurstReport, Abort>>,
+    burst: OnceCell<Result<Arc<BurstReport>, Abort>>,
     /// Checks share it for reading; a check that needs the target to itself takes it for writing.
     pub traffic: tokio::sync::RwLock<()>,
 }
@@ -123,9 +123,9 @@ impl RunContext {
 
     /// The run's burst report, running the burst if no check has yet. The caller holds the
     /// traffic lock for writing, so nothing else runs meanwhile.
-    pub async fn burst(&self, cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
+    pub async fn burst(&self, cx: &CheckContext<'_>) -> Result<Arc<BurstReport>, Abort> {
         self.burst
-            .get_or_init(|| crate::burst::run(cx))
+            .get_or_init(|| async { crate::burst::run(cx).await.map(Arc::new) })
             .await
             .clone()
     }

@@ -142,10 +142,62 @@ impl Drop for WaitGuard<'_> {
     }
 }
 
+/// The record keeps every check's first this many exchanges in full...
+pub const KEPT_FIRST_PER_CHECK: usize = 100;
+/// ...and after those, this many more that are notable (not a 2xx: an error status, a
+/// transport error, or a response that echoed a key). Past both, an exchange is counted and
+/// not kept, so a long burst or a big suite cannot grow the record without bound.
+pub const KEPT_NOTABLE_PER_CHECK: usize = 100;
+
+/// True when an exchange with this status (None: no response) is worth keeping past the first
+/// [`KEPT_FIRST_PER_CHECK`] of its check.
+pub fn is_notable(status: Option<u16>, echoed_secret: bool) -> bool {
+    echoed_secret || !status.is_some_and(|s| (200..300).contains(&s))
+}
+
+/// The exchanges of a run as kept: ids are given to every exchange, kept or not.
+#[derive(Debug, Default)]
+struct Exchanges {
+    kept: Vec<Exchange>,
+    next_id: usize,
+    /// Per check: exchanges kept, notable ones kept past the first, and those not kept.
+    per_check: std::collections::HashMap<String, Kept>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Kept {
+    first: usize,
+    notable: usize,
+    dropped: usize,
+}
+
+impl Exchanges {
+    /// The next id, and whether the exchange of `check` gets kept.
+    fn admit(&mut self, check: &str, notable: bool) -> (usize, bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let kept = match self.per_check.get_mut(check) {
+            Some(kept) => kept,
+            None => self.per_check.entry(check.to_string()).or_default(),
+        };
+        let keep = if kept.first < KEPT_FIRST_PER_CHECK {
+            kept.first += 1;
+            true
+        } else if notable && kept.notable < KEPT_NOTABLE_PER_CHECK {
+            kept.notable += 1;
+            true
+        } else {
+            kept.dropped += 1;
+            false
+        };
+        (id, keep)
+    }
+}
+
 /// Everything that happened in one run. Shared by all checks; append-only.
 #[derive(Debug, Default)]
 pub struct RunRecord {
-    exchanges: Mutex<Vec<Exchange>>,
+    exchanges: Mutex<Exchanges>,
     checks: Mutex<Vec<CheckRecord>>,
     /// Waits by the check (or `run::...` step) that waited.
     waits: Mutex<Vec<(String, Duration)>>,
@@ -158,12 +210,43 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Store an exchange and return its id.
-    pub fn add_exchange(&self, mut exchange: Exchange) -> usize {
+    /// Store an exchange (if its check has not had its share, see [`KEPT_FIRST_PER_CHECK`])
+    /// and return its id.
+    pub fn add_exchange(&self, exchange: Exchange) -> usize {
+        let notable = is_notable(exchange.status, exchange.echoed_secret);
+        let check = exchange.check.clone();
+        self.add_exchange_with(&check, notable, move || exchange)
+    }
+
+    /// Give an exchange of `check` its id, and build and store it with `make` only if it is
+    /// kept: the burst's many alike exchanges past the first cost nothing.
+    pub fn add_exchange_with(
+        &self,
+        check: &str,
+        notable: bool,
+        make: impl FnOnce() -> Exchange,
+    ) -> usize {
         let mut exchanges = lock(&self.exchanges);
-        exchange.id = exchanges.len();
-        exchanges.push(exchange);
-        exchanges.len() - 1
+        let (id, keep) = exchanges.admit(check, notable);
+        if keep {
+            let mut exchange = make();
+            exchange.id = id;
+            exchanges.kept.push(exchange);
+        }
+        id
+    }
+
+    /// How many exchanges the run made, kept or not.
+    pub fn exchange_count(&self) -> usize {
+        lock(&self.exchanges).next_id
+    }
+
+    /// How many exchanges of `check` were counted but not kept.
+    pub fn exchanges_not_kept(&self, check: &str) -> usize {
+        lock(&self.exchanges)
+            .per_check
+            .get(check)
+            .map_or(0, |kept| kept.dropped)
     }
 
     pub fn add_check(&self, check: CheckRecord) {
@@ -178,6 +261,13 @@ impl RunRecord {
             tokio::time::sleep(duration).await;
         }
         self.add_wait(check, duration);
+    }
+
+    /// Count the run as waiting on purpose until the returned guard drops: a request held by
+    /// the pacer under the target's rate limit. It adds to the run's waiting (wall-clock,
+    /// concurrent waits once), not to any check's own.
+    pub fn pacing(&self) -> WaitGuard<'_> {
+        self.wait_clock.start()
     }
 
     /// Note that `check` waited `duration` on the server, without waiting here.
@@ -230,9 +320,9 @@ impl RunRecord {
         }
     }
 
-    /// A copy of every exchange so far.
+    /// A copy of every exchange kept so far.
     pub fn exchanges(&self) -> Vec<Exchange> {
-        lock(&self.exchanges).clone()
+        lock(&self.exchanges).kept.clone()
     }
 
     /// A copy of every check outcome so far, in completion order.
@@ -240,9 +330,10 @@ impl RunRecord {
         lock(&self.checks).clone()
     }
 
-    /// Exchanges made by `check`.
+    /// Exchanges made by `check` and kept.
     pub fn exchanges_of(&self, check: &str) -> Vec<Exchange> {
         lock(&self.exchanges)
+            .kept
             .iter()
             .filter(|e| e.check == check)
             .cloned()
@@ -273,6 +364,60 @@ mod tests {
         assert_eq!(record.waited(Some("b")), wait);
         let run = record.waited(None);
         assert!(run >= wait && run <= wall, "run waited {run:?} in {wall:?}");
+    }
+
+    fn exchange(check: &str, status: Option<u16>) -> Exchange {
+        Exchange {
+            id: 0,
+            check: check.into(),
+            method: "GET".into(),
+            url: "http://127.0.0.1/x".into(),
+            request_headers: Vec::new(),
+            request_body: None,
+            status,
+            response_headers: Vec::new(),
+            body_excerpt: String::new(),
+            error: None,
+            started: SystemTime::now(),
+            elapsed: Duration::ZERO,
+            request_id: None,
+            job_id: None,
+            echoed_secret: false,
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_a_bounded_share_of_each_check() {
+        let record = RunRecord::default();
+        let many = KEPT_FIRST_PER_CHECK + KEPT_NOTABLE_PER_CHECK + 50;
+        for _ in 0..many {
+            record.add_exchange(exchange("burst", Some(200)));
+        }
+        for _ in 0..many {
+            record.add_exchange(exchange("burst", Some(429)));
+        }
+        record.add_exchange(exchange("other", Some(200)));
+        // Ids count every exchange; the record keeps the first ones and some notable ones.
+        assert_eq!(record.exchange_count(), 2 * many + 1);
+        let kept = record.exchanges_of("burst");
+        assert_eq!(kept.len(), KEPT_FIRST_PER_CHECK + KEPT_NOTABLE_PER_CHECK);
+        assert!(kept[..KEPT_FIRST_PER_CHECK]
+            .iter()
+            .all(|e| e.status == Some(200)));
+        assert!(kept[KEPT_FIRST_PER_CHECK..]
+            .iter()
+            .all(|e| e.status == Some(429)));
+        assert_eq!(
+            record.exchanges_not_kept("burst"),
+            2 * many - KEPT_FIRST_PER_CHECK - KEPT_NOTABLE_PER_CHECK
+        );
+        // Another check has its own share, and ids stay unique.
+        let other = record.exchanges_of("other");
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].id, 2 * many);
+        let mut ids: Vec<usize> = record.exchanges().iter().map(|e| e.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), record.exchanges().len());
     }
 
     #[test]

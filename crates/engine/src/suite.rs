@@ -150,7 +150,8 @@ pub struct BurstSettings {
 }
 
 /// The hard ceiling of a burst, whatever the suite says.
-pub const MAX_BURST: u32 = 1000;
+/// Bounded in time too: a burst never runs longer than a minute (see [`crate::burst`]).
+pub const MAX_BURST: u32 = 100_000;
 
 impl Default for BurstSettings {
     fn default() -> Self {
