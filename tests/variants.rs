@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use apiconform::record::Outcome;
 use apiconform::reference::Variant;
 
 /// Time allowed for one suite run (the sliding-window run paces itself under 8 requests/s).
@@ -19,24 +18,7 @@ async fn passes_strict(variants: &[Variant]) {
     )
     .await
     .unwrap_or_else(|_| panic!("the run with {variants:?} did not finish in {RUN_LIMIT:?}"));
-    let names: Vec<&String> = outcomes.keys().collect();
-    let mut expected = support::default_check_names();
-    expected.sort();
-    assert_eq!(
-        names,
-        expected.iter().collect::<Vec<_>>(),
-        "every check has one outcome"
-    );
-    let not_passed: Vec<String> = outcomes
-        .values()
-        .filter(|r| r.outcome != Outcome::Passed)
-        .map(|r| format!("{} {:?}: {}", r.name, r.outcome, r.message))
-        .collect();
-    assert!(
-        not_passed.is_empty(),
-        "with {variants:?}, checks that did not pass:\n{}",
-        not_passed.join("\n")
-    );
+    support::assert_every_check_passed(&outcomes, &format!("with {variants:?}"));
 }
 
 /// One test per variant, so that each can be ignored on its own.

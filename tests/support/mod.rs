@@ -30,6 +30,28 @@ pub fn default_check_names() -> Vec<String> {
         .collect()
 }
 
+/// Assert that `outcomes` has one outcome for every check of the default suite, and that each
+/// passed (no warning either); `what` names the run in the message.
+pub fn assert_every_check_passed(outcomes: &BTreeMap<String, CheckRecord>, what: &str) {
+    let mut expected = default_check_names();
+    expected.sort();
+    assert_eq!(
+        outcomes.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "{what}: every check of the default suite has exactly one outcome"
+    );
+    let not_passed: Vec<String> = outcomes
+        .values()
+        .filter(|r| r.outcome != apiconform::record::Outcome::Passed)
+        .map(|r| format!("{} {:?}: {}", r.name, r.outcome, r.message))
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "{what}: checks that did not pass:\n{}",
+        not_passed.join("\n")
+    );
+}
+
 /// A reference server with `faults`, fast jobs, and a log file in `dir`.
 pub async fn start_server(
     faults: &[Fault],
@@ -93,8 +115,8 @@ pub async fn run_default_suite_with(
     let (server, config, log) = start_server_with(faults, variants, dir.path()).await;
     let mut suite = Suite::load(None).expect("bundled suite");
     // The reference bucket holds 40 and refills 40/s: the burst empties it as long as it runs
-    // faster than the refill; the highest cap gives a slow machine the most room.
-    suite.settings.burst.max_requests = apiconform::suite::MAX_BURST;
+    // faster than the refill; a cap of 1000 gives a slow machine room (and fits the budget).
+    suite.settings.burst.max_requests = 1000;
     suite.settings.target.max_rate_limit_retries = 2;
     let schemas = SchemaSet::load(&suite).expect("bundled schemas");
     let record = Arc::new(RunRecord::default());

@@ -757,17 +757,7 @@ impl HttpClient {
         if built.try_clone().is_none() {
             return Err(refuse("the request body cannot be sent twice".into()));
         }
-        let headers = built
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.to_string(),
-                    self.secrets
-                        .mask(&String::from_utf8_lossy(value.as_bytes())),
-                )
-            })
-            .collect();
+        let headers = self.masked_headers(&built);
         Ok(Prepared {
             wire: Arc::new(Wire {
                 request: built,
@@ -990,17 +980,7 @@ impl HttpClient {
             });
         }
         self.ceiling.until_ready().await;
-        let request_headers: Vec<(String, String)> = built
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.to_string(),
-                    self.secrets
-                        .mask(&String::from_utf8_lossy(value.as_bytes())),
-                )
-            })
-            .collect();
+        let request_headers = self.masked_headers(&built);
         let started = SystemTime::now();
         let clock = Instant::now();
         let mut exchange = Exchange {
@@ -1098,6 +1078,21 @@ impl HttpClient {
                 })
             }
         }
+    }
+
+    /// The headers of `built` as the record shows them: keys masked.
+    fn masked_headers(&self, built: &reqwest::Request) -> Vec<(String, String)> {
+        built
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    self.secrets
+                        .mask(&String::from_utf8_lossy(value.as_bytes())),
+                )
+            })
+            .collect()
     }
 
     fn build(&self, url: &str, request: &Outgoing) -> Result<reqwest::Request, String> {

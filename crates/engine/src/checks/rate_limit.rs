@@ -443,6 +443,7 @@ mod tests {
             responses,
             transport_errors: Vec::new(),
             recovery: None,
+            exchanges_not_kept: 0,
         }
     }
 
