@@ -224,7 +224,7 @@ impl RunContext {
 /// The recorder name of the run's own job set-up.
 pub(crate) const JOB_SETUP: &str = "run::job_setup";
 
-/// A reason cut at its first parenthesis: the full text is in the run's notices.
+/// A reason without its "(last: ...)" tail: the full text is in the run's notices.
 fn first_clause(reason: &str) -> &str {
     reason.split(" (last:").next().unwrap_or(reason)
 }
