@@ -110,6 +110,9 @@ impl RunConfig {
                 "--rate must be a positive number of requests per second",
             ));
         }
+        if let Some(logs) = &args.logs {
+            check_log_source(logs)?;
+        }
         let mut suite = Suite::load(args.suite.as_deref())?;
         let schemas = SchemaSet::load(&suite)?;
         if let Some(timeout) = args.timeout {
@@ -212,6 +215,23 @@ fn target_spec(args: &RunArgs, mode: Mode) -> Result<TargetSpec, AppError> {
         base_url: base_url.trim_end_matches('/').to_string(),
         keys,
     })
+}
+
+/// `--logs` names a file the target already writes to: a path that is missing or not a
+/// readable file is the operator's mistake, said before any request (not a failed check).
+fn check_log_source(path: &std::path::Path) -> Result<(), AppError> {
+    let problem = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => match std::fs::File::open(path) {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        },
+        Ok(_) => "it is not a file".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    Err(config_error(format!(
+        "--logs {}: {problem} (give the file the target writes its logs to)",
+        path.display()
+    )))
 }
 
 /// True for localhost and loopback addresses, where plain http never leaves the machine.

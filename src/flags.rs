@@ -16,6 +16,8 @@ Exit codes:
        does not compile), or a report that cannot be written
   3    the target could not be reached at all
   4    the filters selected no check to run (with --no-tests=fail, the default)
+  130  stopped by SIGINT (Ctrl-C): checks still running errored, reports written
+  143  stopped by SIGTERM (a CI job's timeout or cancel): the same; a second signal exits at once
   141  stdout was closed before the output ended (e.g. `--list | head -1`): a quiet stop";
 
 const ABOUT: &str = "Contract conformance test harness for HTTP JSON APIs";

@@ -18,7 +18,10 @@ use crate::client::{ClientConfig, HttpClient};
 use crate::config::NoTests;
 use crate::config::{Keys, Mode, RunConfig, TargetSpec};
 use crate::context::{RunContext, RunOptions};
-use crate::error::{AppError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::error::{
+    AppError, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
+};
+use crate::interrupt::Interrupt;
 use crate::record::RunRecord;
 use crate::reference::{RunningServer, ServerConfig};
 use crate::report::{self, RunInfo};
@@ -155,6 +158,8 @@ fn execute(
     let libtest_args = config.libtest.clone();
     let (suite, schemas, suite_hash) = (config.suite, config.schemas, config.suite_hash);
     let record = Arc::new(RunRecord::default());
+    let interrupt = Interrupt::default();
+    listen_for_signals(runtime, &interrupt);
     let show_progress = config.progress;
     let client_config = ClientConfig {
         second_key: target.keys.second.clone(),
@@ -180,6 +185,7 @@ fn execute(
         progress: show_progress,
         job_deadline: embedded.then_some(Duration::from_secs(30)),
         deadline: Some(Instant::now() + config.deadline),
+        interrupt: interrupt.clone(),
     };
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
@@ -200,7 +206,7 @@ fn execute(
     print_headline(&libtest_args, &headline)?;
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
-    probe(runtime, &plan)?;
+    probe(runtime, &plan, &interrupt)?;
 
     // Trials come in phase order; `order` maps each back to its check.
     let order = plan.phase_order();
@@ -243,6 +249,7 @@ fn execute(
         base_url: target.base_url.clone(),
         started_at,
         duration: clock.elapsed(),
+        interrupted: interrupt.cause().map(str::to_owned),
     };
     let order: Vec<&str> = plan.checks.iter().map(|c| c.name.as_str()).collect();
     let secrets = plan.context.client.secrets();
@@ -267,6 +274,18 @@ fn execute(
     for error in &write_errors {
         eprintln!("error: {error}");
     }
+    if let Some(cause) = interrupt.cause() {
+        eprintln!(
+            "apiconform: interrupted by {cause}: checks still running were ended as errored, \
+             the others were not run{}",
+            if config.reports.any() && write_errors.is_empty() {
+                "; every report was written"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::from(interrupted_exit_code(cause)));
+    }
     // A failed check outranks a report that could not be written after all: CI must see it.
     Ok(ExitCode::from(if conclusion.has_failed() {
         EXIT_CHECK_FAILED
@@ -277,17 +296,89 @@ fn execute(
     }))
 }
 
-/// Ask the probe path without a key: any HTTP answer means reachable.
-fn probe(runtime: &tokio::runtime::Runtime, plan: &Plan) -> Result<(), AppError> {
+/// Ask the probe path without a key: any HTTP answer means reachable. An interrupt ends the
+/// wait: the checks then end as interrupted, and the reports say so.
+fn probe(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    interrupt: &Interrupt,
+) -> Result<(), AppError> {
     let client = &plan.context.client;
     let path = &plan.context.settings().target.probe_path;
-    runtime
-        .block_on(client.reachable("run::probe", path))
-        .map(|_| ())
-        .map_err(|e| AppError::Unreachable {
+    let answered = runtime.block_on(async {
+        tokio::select! {
+            answer = client.reachable("run::probe", path) => Some(answer),
+            _ = interrupt.raised() => None,
+        }
+    });
+    match answered {
+        Some(Err(e)) => Err(AppError::Unreachable {
             url: client.base_url().to_string(),
             cause: e.cause,
+        }),
+        Some(Ok(_)) | None => Ok(()),
+    }
+}
+
+/// On the first SIGINT or SIGTERM, raise `interrupt` and say so in one line; on a second,
+/// exit at once (the user or CI means it).
+fn listen_for_signals(runtime: &tokio::runtime::Runtime, interrupt: &Interrupt) {
+    let interrupt = interrupt.clone();
+    runtime.spawn(async move {
+        let mut signals = match Signals::new() {
+            Ok(signals) => signals,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGINT and SIGTERM: {e}");
+                return;
+            }
+        };
+        let first = signals.next().await;
+        interrupt.raise(first);
+        eprintln!("apiconform: {first} received: stopping the run and writing the reports (send it again to exit at once)");
+        let second = signals.next().await;
+        eprintln!("apiconform: {second} received again: exiting at once, without reports");
+        std::process::exit(i32::from(interrupted_exit_code(second)));
+    });
+}
+
+/// The exit code for a run stopped by signal `cause`: 128 + its number, as shells report it.
+fn interrupted_exit_code(cause: &str) -> u8 {
+    if cause == "SIGTERM" {
+        EXIT_TERMINATED
+    } else {
+        EXIT_INTERRUPTED
+    }
+}
+
+/// The signals that stop a run: Ctrl-C everywhere, and SIGTERM where there is one.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
         })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }
 
 /// Which checks the command line selects: libtest's rules (--exact, --skip, --ignored) for

@@ -371,6 +371,19 @@ fn zero_test_threads_is_a_usage_error() {
 }
 
 #[test]
+fn a_missing_log_source_is_a_usage_error_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such.log").display().to_string();
+    let out = run_bin(&["--logs", &missing], &[], QUICK);
+    assert_one_error_line(&out, "--logs");
+    assert!(text(&out.stderr).contains("no-such.log"));
+    assert!(!text(&out.stdout).contains("running"), "nothing ran");
+    let folder = dir.path().display().to_string();
+    let out = run_bin(&["--logs", &folder], &[], QUICK);
+    assert_one_error_line(&out, "not a file");
+}
+
+#[test]
 fn contradicting_flags_are_refused() {
     for (args, expected) in [
         (&["-q", "--format", "json"][..], "--format json"),
@@ -530,5 +543,148 @@ fn ci_examples_end_the_run_before_the_job_timeout() {
             deadline <= job_seconds * 0.75,
             "{name}: --deadline {deadline} leaves too little of the job's {job_seconds} s"
         );
+    }
+}
+
+/// A target that answers the probe and then never answers a `/v1` request: every check
+/// that reaches it is still running when the signal comes.
+async fn hanging_target() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let n = stream.read(&mut head).await.unwrap_or(0);
+                if head[..n].starts_with(b"GET /health ") {
+                    let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Start a run against a hanging target, wait until its checks are running, send `signal`,
+/// and return the output, how long the run took after the signal, and the JSON report.
+fn interrupted_run(signal: &str) -> (std::process::Output, Duration, serde_json::Value) {
+    use std::io::BufRead;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let base_url = runtime.block_on(hanging_target());
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("reports/run.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
+        .args([
+            "--base-url",
+            &base_url,
+            "--key",
+            "sk_signal_test",
+            "--timeout",
+            "300",
+        ])
+        .arg("--report-json")
+        .arg(&report)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read stdout line by line until libtest says the checks are running.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    let running = std::time::Instant::now() + QUICK;
+    loop {
+        let line = lines_rx
+            .recv_timeout(running.saturating_duration_since(std::time::Instant::now()))
+            .expect("the run starts its checks");
+        if line.starts_with("running ") {
+            break;
+        }
+    }
+    // Let the first checks send their (unanswered) requests.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let signalled = std::time::Instant::now();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+        bytes
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > QUICK {
+            let _ = child.kill();
+            panic!("the run did not end within {QUICK:?} of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    let output = std::process::Output {
+        status,
+        stdout: reader.join().unwrap().into_bytes(),
+        stderr: stderr.join().unwrap(),
+    };
+    let report = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report after {signal}: {e}; {}", text(&output.stderr)));
+    (output, took, serde_json::from_str(&report).unwrap())
+}
+
+#[test]
+fn a_signal_ends_the_run_with_its_reports_and_a_documented_code() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let (out, took, report) = interrupted_run(signal);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(
+            took < Duration::from_secs(20),
+            "took {took:?} after SIG{signal}"
+        );
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("interrupted by SIG{signal}")))
+            .collect();
+        assert_eq!(said.len(), 1, "one line says so: {stderr}");
+        assert!(said[0].contains("every report was written"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        support::assert_valid_json_report(&report);
+        assert_eq!(report["interrupted"], format!("SIG{signal}"), "{report}");
+        let checks = report["checks"].as_array().expect("checks in the report");
+        assert_eq!(checks.len(), support::default_check_names().len());
+        let interrupted = checks
+            .iter()
+            .filter(|c| {
+                c["outcome"] == "errored"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(&format!("stopped by SIG{signal}")))
+            })
+            .count();
+        assert!(interrupted > 0, "interrupted checks are errored: {report}");
+        // Nothing the hanging target did can pass a check.
+        assert!(checks.iter().all(|c| c["outcome"] != "passed"), "{report}");
+        assert!(!text(&out.stdout).contains("sk_signal_test"));
     }
 }

@@ -241,6 +241,7 @@ fn run_info() -> RunInfo {
         base_url: "http://127.0.0.1:8080".into(),
         started_at: chrono::DateTime::from(at(0)),
         duration: Duration::from_millis(12_345),
+        interrupted: None,
     }
 }
 
@@ -316,7 +317,7 @@ fn transport_errors_only_are_named_as_such() {
 #[test]
 fn json_report_validates_against_the_shipped_schema() {
     let document: Value = serde_json::from_str(&json::render(&synthetic_report())).unwrap();
-    assert_valid_json_report(&document);
+    support::assert_valid_json_report(&document);
     assert_eq!(
         document["checks"][4]["evidence"]["exchanges"][0]["body_truncated"],
         true
@@ -594,7 +595,7 @@ async fn faulty_run_reports_agree_carry_evidence_and_never_the_key() {
     }
 
     let document: Value = serde_json::from_str(&json_text).unwrap();
-    assert_valid_json_report(&document);
+    support::assert_valid_json_report(&document);
     assert_junit_shape(&junit_xml);
 
     let from_json: BTreeMap<String, String> = document["checks"]
@@ -759,30 +760,6 @@ fn markdown_outcomes(md: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn assert_valid_json_report(document: &Value) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/report.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("the report schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(document)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "the JSON report breaks its schema:\n{}",
-        errors.join("\n")
-    );
-}
-
 #[test]
 fn unwritable_report_is_exit_2_before_any_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -928,7 +905,7 @@ async fn json_report_findings_name_the_rule_and_cite_the_evidence() {
     assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
     let document: Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    assert_valid_json_report(&document);
+    support::assert_valid_json_report(&document);
     assert_eq!(document["format_version"], 2);
     let check = document["checks"]
         .as_array()

@@ -143,6 +143,7 @@ pub async fn run_default_suite_with(
         progress: false,
         job_deadline: Some(Duration::from_secs(5)),
         deadline: None,
+        interrupt: Default::default(),
     };
     let plan = Arc::new(
         Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),
@@ -255,4 +256,29 @@ pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
 /// Bytes as text, for assertions.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fail unless `document` is valid against the JSON report's published schema.
+pub fn assert_valid_json_report(document: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the report schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the JSON report breaks its schema:\n{}",
+        errors.join("\n")
+    );
 }

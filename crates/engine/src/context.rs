@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub job_deadline: Option<Duration>,
     /// When the whole run must end (`--deadline`): checks still running are stopped.
     pub deadline: Option<std::time::Instant>,
+    /// Raised by SIGINT or SIGTERM: checks still running are stopped, the others not run.
+    pub interrupt: crate::interrupt::Interrupt,
 }
 
 /// Shared by all checks of a run.

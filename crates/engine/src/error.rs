@@ -17,6 +17,12 @@ pub const EXIT_NO_CHECKS: u8 = 4;
 /// Stdout was closed before the output ended: the status a shell shows for a program
 /// SIGPIPE ended (128 + 13), as `ls | head -1` gives.
 pub const EXIT_STDOUT_CLOSED: u8 = 141;
+/// The run was stopped by SIGINT (128 + 2, what a shell shows for Ctrl-C); reports were
+/// written.
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// The run was stopped by SIGTERM (128 + 15, what CI sends on a timeout or a cancel);
+/// reports were written.
+pub const EXIT_TERMINATED: u8 = 143;
 /// A check failed (the libtest convention).
 pub const EXIT_CHECK_FAILED: u8 = 101;
 

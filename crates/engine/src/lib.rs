@@ -21,6 +21,7 @@ pub mod context;
 pub mod error;
 pub mod finding;
 pub mod hints;
+pub mod interrupt;
 pub mod jobs;
 pub mod links;
 pub mod oracle;

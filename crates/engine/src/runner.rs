@@ -11,6 +11,7 @@ use crate::checks::{self, Check, Needs};
 use crate::context::{Abort, CheckContext, RunContext, JOB_SETUP};
 use crate::error::AppError;
 use crate::finding::{self, Finding};
+use crate::interrupt::Interrupt;
 use crate::record::{CheckRecord, Level, Outcome};
 use crate::suite::{Credential, Suite};
 
@@ -157,20 +158,16 @@ impl Plan {
             }
             plan.evaluate(index).await
         });
-        let joined = match self.context.options.deadline {
-            None => Ok((&mut task).await),
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), &mut task).await,
-        };
-        let result = match joined {
+        let result = match self.until_stopped(&mut task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join_error)) => Err(Abort::Errored(format!(
                 "the check panicked (a bug in apiconform): {}",
                 panic_message(join_error)
             ))
             .into()),
-            Err(_) => {
+            Err(why) => {
                 task.abort();
-                Err(Abort::Errored("stopped: the run's deadline (--deadline) passed".into()).into())
+                Err(Abort::Errored(why).into())
             }
         };
         let planned = &self.checks[index];
@@ -223,6 +220,29 @@ impl Plan {
         };
         self.context.record.add_check(record.clone());
         record
+    }
+
+    /// Wait for a check's task, unless the run's deadline passes or the run is interrupted
+    /// first: then the reason it was stopped. An interrupted run starts no check.
+    async fn until_stopped<T>(
+        &self,
+        task: &mut tokio::task::JoinHandle<T>,
+    ) -> Result<Result<T, tokio::task::JoinError>, String> {
+        let interrupt = &self.context.options.interrupt;
+        if let Some(cause) = interrupt.cause() {
+            return Err(Interrupt::message(cause));
+        }
+        let deadline = async {
+            match self.context.options.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = task => Ok(joined),
+            () = deadline => Err("stopped: the run's deadline (--deadline) passed".into()),
+            cause = interrupt.raised() => Err(Interrupt::message(cause)),
+        }
     }
 
     /// Record check `index` as ignored without running it (the suite marks it so).

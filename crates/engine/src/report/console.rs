@@ -48,7 +48,7 @@ pub fn summary(report: &Report) -> String {
         human_duration(report.duration),
         human_duration(summary.waited)
     ));
-    if let Some(note) = summary.transport_errors_note() {
+    if let Some(note) = report.failure_note() {
         out.push_str(&format!("apiconform: {note}\n"));
     }
     out

@@ -42,7 +42,7 @@ pub fn render(report: &Report) -> String {
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
-    if let Some(note) = summary.transport_errors_note() {
+    if let Some(note) = report.failure_note() {
         out.push_str(&format!("> [!WARNING]\n> {note}.\n\n"));
     }
     for notice in &report.notices {

@@ -37,6 +37,8 @@ pub struct RunInfo {
     pub base_url: String,
     pub started_at: DateTime<Utc>,
     pub duration: Duration,
+    /// The signal that stopped the run early, if one did (e.g. "SIGTERM").
+    pub interrupted: Option<String>,
 }
 
 /// A finished run as every report shows it. Serialized, it is the JSON report's body
@@ -51,6 +53,9 @@ pub struct Report {
     #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
     pub summary: Summary,
+    /// The signal that stopped the run before every check finished (e.g. "SIGTERM").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     /// Facts about the run as a whole, each said once (a job set-up that failed, a target
     /// given up on), so the checks they affected need only a line each.
     pub notices: Vec<String>,
@@ -89,6 +94,20 @@ pub struct Summary {
     pub flaky: usize,
     #[serde(rename = "waited_seconds", serialize_with = "seconds")]
     pub waited: Duration,
+}
+
+impl Report {
+    /// One sentence on why checks failed without a verdict, when the whole run says why: it
+    /// was interrupted, or every failure is an error and none a contract violation.
+    pub fn failure_note(&self) -> Option<String> {
+        match &self.interrupted {
+            Some(cause) => Some(format!(
+                "the run was interrupted by {cause}: {} check(s) did not reach a verdict",
+                self.summary.errored
+            )),
+            None => self.summary.transport_errors_note(),
+        }
+    }
 }
 
 impl Summary {
@@ -210,6 +229,7 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
         started_at: info.started_at,
         duration: info.duration,
         summary,
+        interrupted: info.interrupted,
         notices: record.notices().iter().map(|n| secrets.mask(n)).collect(),
         checks,
     }
@@ -280,6 +300,11 @@ fn writable(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl ReportPaths {
+    /// True when any report was asked for.
+    pub fn any(&self) -> bool {
+        self.named().next().is_some()
+    }
+
     /// Each report asked for, with its name for messages.
     fn named(&self) -> impl Iterator<Item = (&PathBuf, &'static str)> {
         [
