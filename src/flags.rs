@@ -209,6 +209,9 @@ pub(crate) struct ServeArgs {
     /// Key of the second tenant (default: the test key sk_test_second).
     #[arg(long, value_name = "KEY")]
     pub(crate) second_key: Option<String>,
+    /// Key of a tenant without credits, whose jobs get 402 (default: the test key sk_test_broke).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) broke_key: Option<String>,
     /// Break one contract rule (repeatable). `--fault list` shows every fault.
     #[arg(long, value_name = "NAME")]
     pub(crate) fault: Vec<String>,

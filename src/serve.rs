@@ -61,10 +61,10 @@ pub(crate) fn serve(
         ));
     }
     let defaults = ServerConfig::default();
-    let custom_keys = args.key.is_some() || args.second_key.is_some();
     let config = ServerConfig {
         primary_key: args.key.unwrap_or(defaults.primary_key.clone()),
         second_key: args.second_key.or(defaults.second_key.clone()),
+        broke_key: args.broke_key.or(defaults.broke_key.clone()),
         faults,
         variants,
         log_file: args.log_file.clone(),
@@ -77,16 +77,18 @@ pub(crate) fn serve(
     };
     let faults: Vec<String> = config.faults.iter().map(|f| f.to_string()).collect();
     let variants: Vec<String> = config.variants.iter().map(|v| v.to_string()).collect();
+    let keys = accepted_keys(&config);
     runtime.block_on(async move {
         let server = RunningServer::start(config, (args.host, args.port).into())
             .await
-            .map_err(|e| AppError::Environment(format!("cannot listen on {}:{}: {e}", args.host, args.port)))?;
-        println!("apiconform reference server listening on {}", server.base_url);
-        if custom_keys {
-            println!("keys: as given on the command line");
-        } else {
-            println!("keys: sk_test_primary (tenant A), sk_test_second (tenant B), sk_test_broke (no credits)");
-        }
+            .map_err(|e| {
+                AppError::Environment(format!("cannot listen on {}:{}: {e}", args.host, args.port))
+            })?;
+        println!(
+            "apiconform reference server listening on {}",
+            server.base_url
+        );
+        println!("keys: {keys}");
         if !faults.is_empty() {
             println!("faults: {}", faults.join(", "));
         }
@@ -101,6 +103,19 @@ pub(crate) fn serve(
         server.shutdown().await;
         Ok(ExitCode::from(EXIT_OK))
     })
+}
+
+/// Every key the sandbox accepts, with whose it is: the operator's own test keys, printed so
+/// a client developer can copy them.
+fn accepted_keys(config: &ServerConfig) -> String {
+    let mut keys = vec![format!("{} (tenant A)", config.primary_key)];
+    if let Some(key) = &config.second_key {
+        keys.push(format!("{key} (tenant B)"));
+    }
+    if let Some(key) = &config.broke_key {
+        keys.push(format!("{key} (no credits: creates get 402)"));
+    }
+    keys.join(", ")
 }
 
 #[cfg(test)]

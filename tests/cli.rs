@@ -688,3 +688,55 @@ fn a_signal_ends_the_run_with_its_reports_and_a_documented_code() {
         assert!(!text(&out.stdout).contains("sk_signal_test"));
     }
 }
+
+/// The first lines `apiconform serve ARGS` prints, up to "press Ctrl-C"; the server is then
+/// stopped.
+fn serve_banner(args: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
+        .arg("serve")
+        .args(["--port", "0"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let done = line.starts_with("press Ctrl-C");
+            banner.push_str(&line);
+            banner.push('\n');
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(banner);
+    });
+    let banner = rx.recv_timeout(QUICK).expect("serve prints its banner");
+    let _ = child.kill();
+    let _ = child.wait();
+    banner
+}
+
+#[test]
+fn serve_prints_every_key_it_accepts() {
+    let defaults = serve_banner(&[]);
+    for key in ["sk_test_primary", "sk_test_second", "sk_test_broke"] {
+        assert!(defaults.contains(key), "{defaults}");
+    }
+    let custom = serve_banner(&["--key", "sk_a", "--broke-key", "sk_nothing_left"]);
+    let keys = custom
+        .lines()
+        .find(|l| l.starts_with("keys: "))
+        .unwrap_or_else(|| panic!("a keys line: {custom}"));
+    assert!(keys.contains("sk_a (tenant A)"), "{keys}");
+    assert!(keys.contains("sk_test_second (tenant B)"), "{keys}");
+    assert!(keys.contains("sk_nothing_left (no credits"), "{keys}");
+}
