@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser};
 use crate::config::RunConfig;
 use crate::error::AppError;
 use crate::flags::{Cli, Command, LogFormat};
+use crate::stdout::to_stdout;
 
 /// The process entry point: every error ends as one line on stderr and a documented exit code.
 pub fn main() -> ExitCode {
@@ -31,6 +32,13 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Serve(args)) => crate::serve::serve(&runtime, args),
+        Some(Command::Completions { shell }) => to_stdout(|out| {
+            clap_complete::generate(shell, &mut Cli::command(), "apiconform", out);
+            Ok(())
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Some(Command::Man) => to_stdout(|out| clap_mangen::Man::new(Cli::command()).render(out))
+            .map(|()| ExitCode::SUCCESS),
         None => RunConfig::from_flags(cli.run).and_then(|config| crate::run(&runtime, config)),
     };
     result.unwrap_or_else(|e| fail(&e))

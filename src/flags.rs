@@ -44,6 +44,14 @@ pub struct Cli {
 pub(crate) enum Command {
     /// Run the reference server alone (a sandbox for client developers) and print its base URL.
     Serve(ServeArgs),
+    /// Print a completion script for SHELL to stdout, e.g. `apiconform completions bash >
+    /// ~/.local/share/bash-completion/completions/apiconform`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `apiconform man > apiconform.1`.
+    Man,
 }
 
 #[derive(Args, Debug)]

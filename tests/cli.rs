@@ -740,3 +740,30 @@ fn serve_prints_every_key_it_accepts() {
     assert!(keys.contains("sk_test_second (tenant B)"), "{keys}");
     assert!(keys.contains("sk_nothing_left (no credits"), "{keys}");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_flag_definitions() {
+    for (shell, marker) in [
+        ("bash", "_apiconform()"),
+        ("zsh", "#compdef apiconform"),
+        ("fish", "complete -c apiconform"),
+    ] {
+        let out = run_bin(&["completions", shell], &[], QUICK);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for flag in ["base-url", "report-json", "no-tests"] {
+            assert!(script.contains(flag), "{shell} completes --{flag}");
+        }
+    }
+    let man = run_bin(&["man"], &[], QUICK);
+    assert_eq!(man.status.code(), Some(0), "{}", text(&man.stderr));
+    let page = text(&man.stdout);
+    assert!(page.contains(".TH apiconform 1"), "{page}");
+    // Every flag and the exit codes, as --help gives them.
+    for word in ["base\\-url", "deadline", "143"] {
+        assert!(page.contains(word), "the man page mentions {word}");
+    }
+    let out = run_bin(&["completions", "tcsh"], &[], QUICK);
+    assert_one_error_line(&out, "tcsh");
+}
