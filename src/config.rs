@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, ColorSetting, FormatSetting};
 
+use crate::client::ExtraHeader;
 use crate::error::{config_error, AppError};
 pub use crate::flags::NoTests;
 use crate::flags::{Color, Format, RunArgs};
@@ -84,6 +85,8 @@ pub struct RunConfig {
     pub filters: Vec<String>,
     pub no_tests: NoTests,
     pub reports: ReportPaths,
+    /// Sent on every request to the target (`-H`, `--secret-header`).
+    pub extra_headers: Vec<ExtraHeader>,
 }
 
 impl RunConfig {
@@ -121,6 +124,7 @@ impl RunConfig {
         if let Some(timeout) = args.connect_timeout {
             suite.settings.target.connect_timeout_seconds = timeout;
         }
+        let extra_headers = extra_headers(&args, &suite.settings.auth.header)?;
         let suite_hash = report::suite_hash(&suite.source)?;
         let mode = if args.list {
             Mode::List
@@ -159,6 +163,7 @@ impl RunConfig {
                 json: args.report_json,
                 markdown: args.summary_md,
             },
+            extra_headers,
         })
     }
 }
@@ -215,6 +220,32 @@ fn target_spec(args: &RunArgs, mode: Mode) -> Result<TargetSpec, AppError> {
         base_url: base_url.trim_end_matches('/').to_string(),
         keys,
     })
+}
+
+/// `-H` and `--secret-header`, checked: `Name: value` each, and never the suite's auth header,
+/// which carries the key given by --key and is left out on purpose by the auth checks.
+fn extra_headers(args: &RunArgs, auth_header: &str) -> Result<Vec<ExtraHeader>, AppError> {
+    let typed = args.headers.iter().map(|h| ("--header", h, false)).chain(
+        args.secret_header
+            .iter()
+            .map(|h| ("--secret-header", h, true)),
+    );
+    typed
+        .map(|(flag, text, secret)| {
+            let header = ExtraHeader::parse(text, secret).map_err(|why| {
+                // A secret header's value stays out of the message.
+                let shown = if secret { "the given header" } else { text.as_str() };
+                config_error(format!("{flag} {shown}: {why}"))
+            })?;
+            if header.name.eq_ignore_ascii_case(auth_header) {
+                return Err(config_error(format!(
+                    "{flag}: {} is the suite's auth header; give the key with --key-file, APICONFORM_API_KEY or --key",
+                    header.name
+                )));
+            }
+            Ok(header)
+        })
+        .collect()
 }
 
 /// `--logs` names a file the target already writes to: a path that is missing or not a

@@ -79,6 +79,19 @@ pub(crate) struct RunArgs {
     /// Read the no-credit tenant's key from a file.
     #[arg(long, value_name = "PATH", help_heading = "Target")]
     pub(crate) broke_key_file: Option<PathBuf>,
+    /// Add a header to every request to the target, as `Name: value` (repeatable), e.g. a
+    /// gateway's or a tenant's header. A header the suite sets on a request wins.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        help_heading = "Target"
+    )]
+    pub(crate) headers: Vec<String>,
+    /// Like --header, for a value that is a secret (a gateway token): it is masked in every
+    /// output as $HEADER_<NAME> (`X-Gateway-Token` as $HEADER_X_GATEWAY_TOKEN), as keys are.
+    #[arg(long, value_name = "HEADER", help_heading = "Target")]
+    pub(crate) secret_header: Vec<String>,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) suite: Option<PathBuf>,

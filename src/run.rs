@@ -172,6 +172,7 @@ fn execute(
             crate::client::DEFAULT_MAX_RATE
         }),
         progress: show_progress,
+        extra_headers: config.extra_headers.clone(),
         ..ClientConfig::new(target.base_url.clone(), target.keys.primary.clone())
     };
     let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))

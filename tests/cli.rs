@@ -546,26 +546,46 @@ fn ci_examples_end_the_run_before_the_job_timeout() {
     }
 }
 
-/// A target that answers the probe and then never answers a `/v1` request: every check
-/// that reaches it is still running when the signal comes.
-async fn hanging_target() -> String {
+/// A raw-TCP target whose reply to each request is `answer(request head)`; None holds the
+/// connection open without a byte. Returns its base URL and every request head it received.
+async fn scripted_target(
+    answer: fn(&str) -> Option<&'static str>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&received);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let log = std::sync::Arc::clone(&log);
             tokio::spawn(async move {
-                let mut head = [0u8; 4096];
+                let mut head = [0u8; 8192];
                 let n = stream.read(&mut head).await.unwrap_or(0);
-                if head[..n].starts_with(b"GET /health ") {
-                    let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                } else {
-                    tokio::time::sleep(Duration::from_secs(600)).await;
+                let head = String::from_utf8_lossy(&head[..n]).to_string();
+                let reply = answer(&head);
+                log.lock().unwrap().push(head);
+                match reply {
+                    Some(reply) => {
+                        let _ = stream.write_all(reply.as_bytes()).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(600)).await,
                 }
             });
         }
     });
+    (url, received)
+}
+
+/// A target that answers the probe and then never answers a `/v1` request: every check
+/// that reaches it is still running when the signal comes.
+async fn hanging_target() -> String {
+    let (url, _) = scripted_target(|head| {
+        head.starts_with("GET /health ").then_some(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        )
+    })
+    .await;
     url
 }
 
@@ -766,4 +786,73 @@ fn completions_and_man_page_come_from_the_flag_definitions() {
     }
     let out = run_bin(&["completions", "tcsh"], &[], QUICK);
     assert_one_error_line(&out, "tcsh");
+}
+
+#[test]
+fn headers_from_the_command_line_reach_every_request_and_secret_ones_stay_masked() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (base_url, received) = runtime.block_on(scripted_target(|_| {
+        Some("HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.json");
+    let out = run_bin(
+        &[
+            "--base-url",
+            &base_url,
+            "--key",
+            "sk_header_test",
+            "--exact",
+            "auth::valid_key",
+            "-H",
+            "X-Tenant: blue",
+            "--secret-header",
+            "X-Gateway-Token: gw_very_secret_9",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+        &[],
+        QUICK,
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stderr));
+    let heads = received.lock().unwrap().clone();
+    assert!(heads.len() >= 2, "the probe and the check: {heads:?}");
+    for head in &heads {
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("\r\nx-tenant: blue\r\n"), "{head}");
+        assert!(
+            lower.contains("\r\nx-gateway-token: gw_very_secret_9\r\n"),
+            "{head}"
+        );
+    }
+    let report = std::fs::read_to_string(&report).unwrap();
+    for output in [text(&out.stdout), text(&out.stderr), report.clone()] {
+        assert!(
+            !output.contains("gw_very_secret_9"),
+            "the secret header leaked: {output}"
+        );
+        assert!(
+            !output.contains("sk_header_test"),
+            "the key leaked: {output}"
+        );
+    }
+    assert!(
+        report.contains(r#"-H \"x-gateway-token: $HEADER_X_GATEWAY_TOKEN\""#),
+        "the curl line keeps the secret a shell variable: {report}"
+    );
+    for (bad, says) in [
+        ("NoColon", "expected `Name: value`"),
+        ("X-Api-Key: sk_other", "the suite's auth header"),
+        ("Bad Name: x", "not a valid header name"),
+    ] {
+        let out = run_bin(&["--list", "-H", bad], &[], QUICK);
+        assert_one_error_line(&out, says);
+    }
+    let out = run_bin(
+        &["--list", "--secret-header", "X-Token: a\u{7}b"],
+        &[],
+        QUICK,
+    );
+    assert_one_error_line(&out, "--secret-header");
+    assert!(!text(&out.stderr).contains("a\u{7}b"));
 }

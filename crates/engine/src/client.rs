@@ -42,6 +42,48 @@ pub struct ClientConfig {
     pub max_rate: f64,
     /// Say on stderr when a request waits out a 429 (a person is watching a terminal).
     pub progress: bool,
+    /// Headers sent on every request to the target (`-H`, `--secret-header`).
+    pub extra_headers: Vec<ExtraHeader>,
+}
+
+/// A header the user adds to every request to the target (a gateway's token, a tenant
+/// header), never to another origin. A secret one is masked like a key.
+#[derive(Clone)]
+pub struct ExtraHeader {
+    pub name: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+impl ExtraHeader {
+    /// `Name: value` as typed on the command line, or what is wrong with it.
+    pub fn parse(text: &str, secret: bool) -> Result<ExtraHeader, String> {
+        let (name, value) = text
+            .split_once(':')
+            .ok_or_else(|| "expected `Name: value`".to_string())?;
+        let (name, value) = (name.trim(), value.trim());
+        HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a valid header name"))?;
+        HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of `{name}` has characters a header cannot carry"))?;
+        Ok(ExtraHeader {
+            name: name.to_string(),
+            value: value.to_string(),
+            secret,
+        })
+    }
+}
+
+impl std::fmt::Debug for ExtraHeader {
+    /// A secret header's value is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret {
+            crate::secrets::header_placeholder(&self.name)
+        } else {
+            self.value.clone()
+        };
+        write!(f, "{}: {value}", self.name)
+    }
 }
 
 impl ClientConfig {
@@ -57,6 +99,7 @@ impl ClientConfig {
             max_requests: DEFAULT_MAX_REQUESTS,
             max_rate: DEFAULT_MAX_RATE,
             progress: false,
+            extra_headers: Vec::new(),
         }
     }
 }
@@ -441,6 +484,12 @@ impl HttpClient {
         }
         if let Some(key) = &config.broke_key {
             secrets.register(key, "$BROKE_API_KEY");
+        }
+        for header in config.extra_headers.iter().filter(|h| h.secret) {
+            secrets.register(
+                &header.value,
+                crate::secrets::header_placeholder(&header.name),
+            );
         }
         let invalid_key = format!("apiconform-invalid-{:032x}", rand::random::<u128>());
         if !(config.max_rate > 0.0 && config.max_rate.is_finite()) {
@@ -1113,6 +1162,22 @@ impl HttpClient {
                     format!("`{}` is not a valid header name", self.settings.auth.header)
                 })?;
             builder = builder.header(name, value);
+        }
+        // The user's headers go to the target alone (never to a link on another origin), and
+        // only where the request sets no header of that name (the suite's wins).
+        let to_target = same_origin(url, &self.config.base_url);
+        for extra in self.config.extra_headers.iter().filter(|_| to_target) {
+            if request
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(&extra.name))
+            {
+                continue;
+            }
+            let mut value = HeaderValue::from_str(&extra.value)
+                .map_err(|_| format!("the value of `{}` cannot be sent", extra.name))?;
+            value.set_sensitive(extra.secret);
+            builder = builder.header(extra.name.as_str(), value);
         }
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());

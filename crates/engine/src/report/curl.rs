@@ -10,8 +10,28 @@
 
 use super::ExchangeEvidence;
 
-/// The placeholders the client masks keys with (registered in `HttpClient::new`).
+/// The placeholders the client masks keys with (registered in `HttpClient::new`); secret
+/// headers are masked as `$HEADER_<NAME>` ([`crate::secrets::header_placeholder`]).
 const KEY_VARIABLES: [&str; 3] = ["$API_KEY", "$SECOND_API_KEY", "$BROKE_API_KEY"];
+
+/// The placeholder variable `text` starts with, if any: a key's, or a secret header's.
+fn variable_at(text: &str) -> Option<&str> {
+    if let Some(key) = KEY_VARIABLES.iter().find(|v| text.starts_with(**v)) {
+        return Some(key);
+    }
+    let name = text.strip_prefix('$')?;
+    let rest = name.strip_prefix(crate::secrets::HEADER_VARIABLE_PREFIX)?;
+    let len = rest
+        .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .unwrap_or(rest.len());
+    (len > 0).then(|| &text[..1 + crate::secrets::HEADER_VARIABLE_PREFIX.len() + len])
+}
+
+/// True when `text` holds a placeholder variable anywhere.
+fn holds_variable(text: &str) -> bool {
+    text.char_indices()
+        .any(|(i, c)| c == '$' && variable_at(&text[i..]).is_some())
+}
 
 /// Headers curl computes itself.
 const OMITTED_HEADERS: [&str; 3] = ["host", "content-length", "user-agent"];
@@ -51,7 +71,7 @@ pub fn command(exchange: &ExchangeEvidence) -> String {
 
 /// `text` as one shell word: double-quoted if it holds a key variable, else single-quoted.
 fn quote(text: &str) -> String {
-    if KEY_VARIABLES.iter().any(|v| text.contains(v)) {
+    if holds_variable(text) {
         double_quote(text)
     } else if !text.is_empty()
         && text
@@ -71,7 +91,7 @@ fn double_quote(text: &str) -> String {
     let mut out = String::from("\"");
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        if let Some(variable) = KEY_VARIABLES.iter().find(|v| rest.starts_with(**v)) {
+        if let Some(variable) = variable_at(rest) {
             rest = &rest[variable.len()..];
             let name = &variable[1..];
             if rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
@@ -143,6 +163,7 @@ mod tests {
                 ("x-odd", "a \"$HOME\" `id` \\ ! it's"),
                 ("x-second", "$SECOND_API_KEY"),
                 ("x-joined", "$API_KEYsuffix"),
+                ("x-gateway", "$HEADER_X_GATEWAY"),
                 ("content-length", "12"),
                 ("x-apiconform-run-id", "00ff"),
             ],
@@ -154,6 +175,7 @@ mod tests {
                 r#"curl -sS -i -X POST 'http://127.0.0.1:8080/v1/jobs?note=it%27s' "#,
                 r#"-H "authorization: Bearer $API_KEY" -H 'x-odd: a "$HOME" `id` \ ! it'\''s' "#,
                 r#"-H "x-second: $SECOND_API_KEY" -H "x-joined: ${API_KEY}suffix" "#,
+                r#"-H "x-gateway: $HEADER_X_GATEWAY" "#,
                 r#"-H 'x-apiconform-run-id: 00ff' --data-raw '{"name":"$(rm -rf /)"}'"#
             )
         );
