@@ -101,9 +101,17 @@ fn malformed_suite_names_file_line_and_column() {
 fn bad_suite_contents_are_located_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     for (body, expected) in [
-        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"no_such_kind\"\n", "2:1: check `a::b`: unknown kind `no_such_kind`"),
-        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/{nope}\" }\n", "unknown placeholder `{nope}`"),
+        // Each message points at the offending line: the key named, or the value quoted.
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"no_such_kind\"\n", "4:1: check `a::b`: unknown kind `no_such_kind`"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/{nope}\" }\n", "5:13: check `a::b`: path `/v1/{nope}` uses unknown placeholder `{nope}`"),
         ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { pth = \"/\" }\n", "unknown field `pth`"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_rejected\"\nrequest = { path = \"/v1/jobs\" }\n\nexpect_stat = [401]\n", "7:1: check `a::b`: unknown field `expect_stat`"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/jobs/{job_id\" }\n", "5:13: check `a::b`: path `/v1/jobs/{job_id` has a `{` at character 10 that is never closed"),
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/jobs/job_id}\" }\n", "has a stray `}`"),
+        // Semantic errors in the settings point at the key too.
+        ("name = \"x\"\n\n[target]\nprobe_path = \"health\"\n", "4:1: [target] probe_path: path `health` must start with `/`"),
+        ("name = \"x\"\n[target]\ntimeout_seconds = 5.0\nrequests_per_second = 0.0\n", "4:1: [target] requests_per_second must be a positive number"),
+        ("name = \"x\"\n[burst]\nconcurrency = 0\n", "3:1: [burst] concurrency must be between 1 and 256"),
         ("name = \"x\"\n[schemas]\nerror = \"missing.json\"\n", "cannot read schema"),
         ("name = \"x\"\n[schemas]\nerror = \"s.json\"\n[[check]]\nname = \"a::b\"\nkind = \"response_schema\"\nrequest = { path = \"/\" }\nschema = \"job\"\n", "uses schema `job`"),
     ] {

@@ -111,6 +111,9 @@ pub struct CheckDecl {
     /// Where the table starts in the suite file, for messages.
     pub line: usize,
     pub column: usize,
+    /// Each key inside the table with its line and column, so a message about one (or about
+    /// its value) points at its line.
+    pub keys: Vec<(KeyAt, usize, usize)>,
 }
 
 impl CheckDecl {
@@ -497,13 +500,8 @@ impl PathTemplate {
 impl<'de> Deserialize<'de> for PathTemplate {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
+        check_path(&text).map_err(serde::de::Error::custom)?;
         let template = PathTemplate(text);
-        if !template.0.starts_with('/') {
-            return Err(serde::de::Error::custom(format!(
-                "path `{}` must start with `/`",
-                template.0
-            )));
-        }
         if let Some(unknown) = template
             .placeholders()
             .into_iter()
@@ -520,6 +518,33 @@ impl<'de> Deserialize<'de> for PathTemplate {
             )));
         }
         Ok(template)
+    }
+}
+
+/// A path a suite gives (a request's, the probe's, a job endpoint's): absolute, with every
+/// `{placeholder}` closed, so nothing half-filled is ever sent.
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path `{path}` must start with `/`"));
+    }
+    let mut open = None;
+    for (i, c) in path.char_indices() {
+        match (c, open) {
+            ('{', None) => open = Some(i),
+            ('}', Some(_)) => open = None,
+            ('{', Some(_)) | ('}', None) => return Err(format!(
+                "path `{path}` has a stray `{c}` at character {}: placeholders read `{{job_id}}`",
+                i + 1
+            )),
+            _ => {}
+        }
+    }
+    match open {
+        Some(i) => Err(format!(
+            "path `{path}` has a `{{` at character {} that is never closed",
+            i + 1
+        )),
+        None => Ok(()),
     }
 }
 
@@ -684,8 +709,9 @@ impl Suite {
         };
         let raw: RawSuite = toml::from_str(text)
             .map_err(|e| at(e.span().map(|s| s.start).unwrap_or(0), e.message().trim()))?;
+        let offsets = KeyOffsets::of(text);
         let mut checks = Vec::new();
-        for spanned in raw.checks {
+        for (index, spanned) in raw.checks.into_iter().enumerate() {
             let offset = spanned.span().start;
             let mut table = spanned.into_inner();
             let ignored_value = table.remove("ignored");
@@ -742,6 +768,18 @@ impl Suite {
                 return Err(at(offset, &format!("check `{name}` is declared twice")));
             }
             let (line, column) = line_column(text, offset);
+            let keys = offsets
+                .checks
+                .get(index)
+                .map(|keys| {
+                    keys.iter()
+                        .map(|k| {
+                            let (line, column) = line_column(text, k.offset);
+                            (k.clone(), line, column)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             checks.push(CheckDecl {
                 name,
                 level,
@@ -750,6 +788,7 @@ impl Suite {
                 ignored,
                 line,
                 column,
+                keys,
             });
         }
         let settings = Settings {
@@ -762,8 +801,10 @@ impl Suite {
             idempotency: raw.idempotency,
             usage: raw.usage,
         };
-        validate_settings(&settings)
-            .map_err(|m| config_error(format!("{}: {m}", source.display())))?;
+        validate_settings(&settings).map_err(|invalid| match offsets.setting(invalid.key) {
+            Some(offset) => at(offset, &invalid.message),
+            None => config_error(format!("{}: {}", source.display(), invalid.message)),
+        })?;
         Ok(Suite {
             name: raw.name,
             description: raw.description,
@@ -774,93 +815,257 @@ impl Suite {
         })
     }
 
-    /// A message about check `decl`, located in the suite file.
+    /// A message about check `decl`, located in the suite file: at the key the message names
+    /// in backticks (`unknown field `expect_stat``), or whose value it quotes (`path
+    /// `/v1/{job_id` ...`), else at the check's `[[check]]` header.
     pub fn located(&self, decl: &CheckDecl, message: &str) -> AppError {
+        let names = |word: &str, k: &KeyAt| {
+            k.key == word
+                || k.key.rsplit('.').next() == Some(word)
+                || k.written.as_deref() == Some(word)
+        };
+        let (line, column) = quoted_words(message)
+            .find_map(|word| decl.keys.iter().find(|(k, _, _)| names(word, k)))
+            .map(|(_, line, column)| (*line, *column))
+            .unwrap_or((decl.line, decl.column));
         config_error(format!(
-            "{}:{}:{}: check `{}`: {message}",
+            "{}:{line}:{column}: check `{}`: {message}",
             self.source.display(),
-            decl.line,
-            decl.column,
             decl.name
         ))
     }
 }
 
-fn validate_settings(settings: &Settings) -> Result<(), String> {
-    let target = &settings.target;
-    if !(target.requests_per_second > 0.0 && target.requests_per_second.is_finite()) {
-        return Err("[target] requests_per_second must be a positive number".into());
+/// A setting that breaks a rule: the dotted key it is at (to point at its line), and why.
+struct Invalid {
+    key: &'static str,
+    message: String,
+}
+
+impl Invalid {
+    fn at(key: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key,
+            message: message.into(),
+        }
     }
-    for (name, value) in [
-        ("timeout_seconds", target.timeout_seconds),
-        ("connect_timeout_seconds", target.connect_timeout_seconds),
+}
+
+/// The `[table] key` words of a dotted key, for messages.
+fn setting_name(key: &str) -> String {
+    match key.split_once('.') {
+        Some((table, field)) => format!("[{table}] {field}"),
+        None => key.to_string(),
+    }
+}
+
+fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
+    let target = &settings.target;
+    let positive = |value: f64| value > 0.0 && value.is_finite();
+    if !positive(target.requests_per_second) {
+        return Err(Invalid::at(
+            "target.requests_per_second",
+            "[target] requests_per_second must be a positive number",
+        ));
+    }
+    for (key, value) in [
+        ("target.timeout_seconds", target.timeout_seconds),
         (
-            "[jobs] poll_interval_seconds",
+            "target.connect_timeout_seconds",
+            target.connect_timeout_seconds,
+        ),
+        (
+            "jobs.poll_interval_seconds",
             settings.jobs.poll_interval_seconds,
         ),
-        ("[jobs] deadline_seconds", settings.jobs.deadline_seconds),
+        ("jobs.deadline_seconds", settings.jobs.deadline_seconds),
         (
-            "max_rate_limit_wait_seconds",
+            "target.max_rate_limit_wait_seconds",
             target.max_rate_limit_wait_seconds,
         ),
     ] {
-        if !(value > 0.0 && value.is_finite() && value < 1e7) {
-            return Err(format!("{name} must be a positive number of seconds"));
-        }
-    }
-    if settings.auth.header.trim().is_empty() {
-        return Err("[auth] header must name a header".into());
-    }
-    for pointer in [
-        &settings.request_id.body_pointer,
-        &settings.errors.code_pointer,
-        &settings.jobs.created_id_pointer,
-        &settings.jobs.id_pointer,
-        &settings.jobs.status_pointer,
-        &settings.jobs.progress_pointer,
-        &settings.jobs.output_pointer,
-        &settings.jobs.error_pointer,
-    ] {
-        if !pointer.is_empty() && !pointer.starts_with('/') {
-            return Err(format!(
-                "`{pointer}` is not a JSON pointer (it must start with `/`)"
+        if !(positive(value) && value < 1e7) {
+            return Err(Invalid::at(
+                key,
+                format!("{} must be a positive number of seconds", setting_name(key)),
             ));
         }
     }
-    for path in [&settings.jobs.create_path, &settings.jobs.read_path] {
-        if !path.starts_with('/') {
-            return Err(format!("[jobs] path `{path}` must start with `/`"));
+    for (key, header) in [
+        ("auth.header", &settings.auth.header),
+        ("idempotency.header", &settings.idempotency.header),
+    ] {
+        if header.trim().is_empty() {
+            return Err(Invalid::at(
+                key,
+                format!("{} must name a header", setting_name(key)),
+            ));
         }
     }
-    if !settings.jobs.read_path.contains("{job_id}")
-        || !settings.jobs.start_path.contains("{job_id}")
-    {
-        return Err("[jobs] read_path and start_path must contain {job_id}".into());
+    for (key, pointer) in [
+        ("request_id.body_pointer", &settings.request_id.body_pointer),
+        ("errors.code_pointer", &settings.errors.code_pointer),
+        ("jobs.created_id_pointer", &settings.jobs.created_id_pointer),
+        ("jobs.id_pointer", &settings.jobs.id_pointer),
+        ("jobs.status_pointer", &settings.jobs.status_pointer),
+        ("jobs.progress_pointer", &settings.jobs.progress_pointer),
+        ("jobs.output_pointer", &settings.jobs.output_pointer),
+        ("jobs.error_pointer", &settings.jobs.error_pointer),
+        ("usage.jobs_pointer", &settings.usage.jobs_pointer),
+        ("usage.events_pointer", &settings.usage.events_pointer),
+        (
+            "usage.billing_status_pointer",
+            &settings.usage.billing_status_pointer,
+        ),
+    ] {
+        if !pointer.is_empty() && !pointer.starts_with('/') {
+            return Err(Invalid::at(
+                key,
+                format!(
+                    "{} `{pointer}` is not a JSON pointer (it must start with `/`)",
+                    setting_name(key)
+                ),
+            ));
+        }
+    }
+    for (key, path) in [
+        ("target.probe_path", &settings.target.probe_path),
+        ("jobs.create_path", &settings.jobs.create_path),
+        ("jobs.read_path", &settings.jobs.read_path),
+        ("jobs.start_path", &settings.jobs.start_path),
+    ] {
+        check_path(path).map_err(|m| Invalid::at(key, format!("{}: {m}", setting_name(key))))?;
+    }
+    for key in ["jobs.read_path", "jobs.start_path"] {
+        let path = if key == "jobs.read_path" {
+            &settings.jobs.read_path
+        } else {
+            &settings.jobs.start_path
+        };
+        if !path.contains("{job_id}") {
+            return Err(Invalid::at(
+                key,
+                format!("{} must contain {{job_id}}", setting_name(key)),
+            ));
+        }
     }
     let burst = &settings.burst;
     if burst.max_requests == 0 || burst.max_requests > MAX_BURST {
-        return Err(format!(
-            "[burst] max_requests must be between 1 and {MAX_BURST}"
+        return Err(Invalid::at(
+            "burst.max_requests",
+            format!("[burst] max_requests must be between 1 and {MAX_BURST}"),
         ));
     }
     if burst.concurrency == 0 || burst.concurrency > 256 {
-        return Err("[burst] concurrency must be between 1 and 256".into());
-    }
-    if settings.idempotency.header.trim().is_empty() {
-        return Err("[idempotency] header must name a header".into());
-    }
-    for pointer in [
-        &settings.usage.jobs_pointer,
-        &settings.usage.events_pointer,
-        &settings.usage.billing_status_pointer,
-    ] {
-        if !pointer.is_empty() && !pointer.starts_with('/') {
-            return Err(format!(
-                "[usage] `{pointer}` is not a JSON pointer (it must start with `/`)"
-            ));
-        }
+        return Err(Invalid::at(
+            "burst.concurrency",
+            "[burst] concurrency must be between 1 and 256",
+        ));
     }
     Ok(())
+}
+
+/// A key of a suite file: its dotted path (`request.path`), where it starts (a byte offset),
+/// and its value as written when it is a plain value (a string without its quotes).
+#[derive(Clone, Debug)]
+pub struct KeyAt {
+    pub key: String,
+    pub offset: usize,
+    pub written: Option<String>,
+}
+
+/// Where each key of a suite file is: the settings' keys (`target.requests_per_second`) and,
+/// per `[[check]]` in order, the keys inside it. Errors found after parsing point at the
+/// offending line with it.
+#[derive(Debug, Default)]
+struct KeyOffsets {
+    settings: Vec<KeyAt>,
+    checks: Vec<Vec<KeyAt>>,
+}
+
+impl KeyOffsets {
+    /// The keys of `text`, which has parsed already (anything unreadable is left out).
+    fn of(text: &str) -> KeyOffsets {
+        let mut offsets = KeyOffsets::default();
+        let Ok(document) = toml::de::DeTable::parse(text) else {
+            return offsets;
+        };
+        for (key, value) in document.get_ref().iter() {
+            if key.get_ref() == "check" {
+                if let toml::de::DeValue::Array(checks) = value.get_ref() {
+                    for check in checks {
+                        let mut keys = Vec::new();
+                        if let toml::de::DeValue::Table(table) = check.get_ref() {
+                            collect_keys(text, table, "", &mut keys);
+                        }
+                        offsets.checks.push(keys);
+                    }
+                }
+                continue;
+            }
+            offsets.settings.push(KeyAt {
+                key: key.get_ref().to_string(),
+                offset: key.span().start,
+                written: None,
+            });
+            if let toml::de::DeValue::Table(table) = value.get_ref() {
+                collect_keys(
+                    text,
+                    table,
+                    &format!("{}.", key.get_ref()),
+                    &mut offsets.settings,
+                );
+            }
+        }
+        offsets
+    }
+
+    /// Where setting `key` (dotted) is, or failing that its table's header.
+    fn setting(&self, key: &str) -> Option<usize> {
+        let table = key.split('.').next().unwrap_or(key);
+        [key, table].iter().find_map(|wanted| {
+            self.settings
+                .iter()
+                .find(|k| k.key == *wanted)
+                .map(|k| k.offset)
+        })
+    }
+}
+
+/// Every key of `table` and of the tables in it, as `prefix` + dotted path, with where the
+/// key starts and, for a plain value, its text (quotes trimmed) as written in `text`.
+fn collect_keys(text: &str, table: &toml::de::DeTable<'_>, prefix: &str, out: &mut Vec<KeyAt>) {
+    for (key, value) in table.iter() {
+        let path = format!("{prefix}{}", key.get_ref());
+        let written = match value.get_ref() {
+            toml::de::DeValue::Table(_) | toml::de::DeValue::Array(_) => None,
+            _ => text
+                .get(value.span())
+                .map(|raw| raw.trim_matches(|c| c == '"' || c == '\'').to_string()),
+        };
+        out.push(KeyAt {
+            key: path.clone(),
+            offset: key.span().start,
+            written,
+        });
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) => collect_keys(text, inner, &format!("{path}."), out),
+            toml::de::DeValue::Array(items) => {
+                for item in items {
+                    if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                        collect_keys(text, inner, &format!("{path}."), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The words in backticks of a message (`unknown field `expect_stat``: `expect_stat`), which
+/// may name the key it is about.
+fn quoted_words(message: &str) -> impl Iterator<Item = &str> {
+    message.split('`').skip(1).step_by(2)
 }
 
 /// 1-based line and column (in characters) of a byte offset.
