@@ -532,10 +532,12 @@ fn check_path(path: &str) -> Result<(), String> {
         match (c, open) {
             ('{', None) => open = Some(i),
             ('}', Some(_)) => open = None,
-            ('{', Some(_)) | ('}', None) => return Err(format!(
+            ('{', Some(_)) | ('}', None) => {
+                return Err(format!(
                 "path `{path}` has a stray `{c}` at character {}: placeholders read `{{job_id}}`",
                 i + 1
-            )),
+            ))
+            }
             _ => {}
         }
     }

@@ -128,11 +128,24 @@ impl Summary {
         }
     }
 
-    /// "3 passed, 1 failed, 1 warned, 0 errored, 2 ignored": the same words in every format.
+    /// "4 passed (1 warned), 3 failed (2 errored), 2 ignored": the same words in every
+    /// format, and the same numbers as libtest's own `test result:` line, which counts a
+    /// warned check as passed and an errored one as failed.
     pub fn counts(&self) -> String {
+        let of_them = |n: usize, what: &str| {
+            if n == 0 {
+                String::new()
+            } else {
+                format!(" ({n} {what})")
+            }
+        };
         format!(
-            "{} passed, {} failed, {} warned, {} errored, {} ignored",
-            self.passed, self.failed, self.warned, self.errored, self.ignored
+            "{} passed{}, {} failed{}, {} ignored",
+            self.passed + self.warned,
+            of_them(self.warned, "warned"),
+            self.failed + self.errored,
+            of_them(self.errored, "errored"),
+            self.ignored
         )
     }
 }
