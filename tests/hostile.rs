@@ -99,7 +99,7 @@ const MATRIX: &[Expectation] = &[
         mode: Mode::HtmlError500,
         exit: EXIT_CHECK_FAILED,
         reports: "checks fail: status 500, body not JSON (an HTML page)",
-        names_it: &["-> 500"],
+        names_it: &["got 500 from"],
         bound: None,
     },
     Expectation {

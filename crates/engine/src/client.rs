@@ -349,6 +349,18 @@ impl Response {
         }
     }
 
+    /// What came back, for "expected ..., got" messages: `200 from GET /v1/jobs/x (request
+    /// id abc)`.
+    pub fn status_from(&self) -> String {
+        match &self.request_id {
+            Some(id) => format!(
+                "{} from {} (request id {id})",
+                self.status, self.request_line
+            ),
+            None => format!("{} from {} (no request id)", self.status, self.request_line),
+        }
+    }
+
     /// A short, printable excerpt of the body for messages.
     pub fn body_excerpt(&self, max_chars: usize) -> String {
         excerpt(&self.body, max_chars)

@@ -103,6 +103,49 @@ impl Finding {
     }
 }
 
+/// How often one root cause must repeat before its findings are folded into one.
+const FOLD_FROM: usize = 3;
+
+/// `findings` with each root cause said once: findings of the same rule, expectation, value
+/// and pointer (the same bad field in every poll of a job, say) that come `FOLD_FROM` times
+/// or more become the first of them, counted, citing every exchange. Order is kept.
+pub fn fold_repeats(findings: Vec<Finding>) -> Vec<Finding> {
+    type Cause = (String, Option<String>, Option<String>, Option<String>);
+    let cause = |f: &Finding| -> Cause {
+        (
+            f.rule.clone(),
+            f.expected.clone(),
+            f.actual.clone(),
+            f.pointer.clone(),
+        )
+    };
+    let mut counts: Vec<(Cause, usize)> = Vec::new();
+    for finding in &findings {
+        let key = cause(finding);
+        match counts.iter_mut().find(|(c, _)| *c == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    let count_of = |key: &Cause| counts.iter().find(|(c, _)| c == key).map_or(1, |(_, n)| *n);
+    let mut out: Vec<Finding> = Vec::new();
+    let mut firsts: Vec<(Cause, usize)> = Vec::new();
+    for finding in findings {
+        let key = cause(&finding);
+        let count = count_of(&key);
+        if count < FOLD_FROM {
+            // Kept apart: their messages may differ in what matters.
+            out.push(finding);
+        } else if let Some((_, at)) = firsts.iter().find(|(c, _)| *c == key) {
+            out[*at] = out[*at].clone().cites_exchanges(finding.exchanges);
+        } else {
+            firsts.push((key, out.len()));
+            out.push(finding.suffixed(&format!(" (seen {count} times in all, the same way)")));
+        }
+    }
+    out
+}
+
 /// The messages of `findings`, one a line: the text every outcome has always shown.
 pub fn messages(findings: &[Finding]) -> String {
     findings
@@ -135,5 +178,31 @@ mod tests {
         assert_eq!(masked.message, "GET /: saw $API_KEY");
         assert_eq!(masked.actual.as_deref(), Some("$API_KEY"));
         assert_eq!(masked.expected.as_deref(), Some("401"));
+    }
+
+    #[test]
+    fn a_cause_repeated_three_times_is_one_finding_with_a_count() {
+        let poll = |exchange: usize| {
+            Finding::new(
+                "schema.type",
+                format!("progress is a string, in read {exchange}"),
+            )
+            .expected("number")
+            .actual("\"50\"")
+            .at("/progress")
+            .cites_exchange(exchange)
+        };
+        let other = Finding::new("schema.required", "id is missing").at("/id");
+        let folded = fold_repeats(vec![poll(1), other.clone(), poll(2), poll(3)]);
+        assert_eq!(folded.len(), 2, "{folded:?}");
+        assert_eq!(
+            folded[0].message,
+            "progress is a string, in read 1 (seen 3 times in all, the same way)"
+        );
+        assert_eq!(folded[0].exchanges, [1, 2, 3]);
+        assert_eq!(folded[1], other);
+        // Twice is not yet a pattern: both stay, in order.
+        let twice = fold_repeats(vec![poll(1), poll(2)]);
+        assert_eq!(twice, vec![poll(1), poll(2)]);
     }
 }

@@ -177,6 +177,7 @@ impl Plan {
                 (Outcome::Passed, notes.join("\n"), findings)
             }
             Ok((findings, _)) => {
+                let findings = finding::fold_repeats(findings);
                 let outcome = match (planned.level, self.context.options.strict) {
                     (Level::Should, false) => Outcome::Warned,
                     _ => Outcome::Failed,

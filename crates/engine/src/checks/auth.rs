@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(finding.exchanges, [4]);
         assert!(finding
             .message
-            .contains(": expected status 401, got GET /test -> 200"));
+            .contains(": expected status 401, got 200 from GET /test"));
     }
 
     #[test]

@@ -336,7 +336,7 @@ impl Check for KeyReuse {
             };
             let message = format!(
                 "the same Idempotency-Key with another body {what}: expected 422, got {}",
-                reuse.label()
+                reuse.status_from()
             );
             Ok(vec![Finding::new("idempotency.key_reuse", message)
                 .expected(422)

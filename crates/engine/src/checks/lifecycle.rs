@@ -249,7 +249,7 @@ impl Check for ManualStart {
                 }
                 let response = read(cx, &job_id).await?;
                 if !response.is_success() {
-                    let message = format!("reading the job: expected 2xx, got {}", response.label());
+                    let message = format!("reading the job: expected 2xx, got {}", response.status_from());
                     findings.push(Finding::new("lifecycle.read_refused", message).actual(response.status).cites(&response));
                     return Ok(findings);
                 }
@@ -273,7 +273,7 @@ impl Check for ManualStart {
             let start = jobs.start_request(&job_id);
             let reply = cx.send_outgoing(&start).await?;
             if !reply.is_success() {
-                let message = format!("starting the job: expected 2xx, got {}; body: {}", reply.label(), reply.body_excerpt(200));
+                let message = format!("starting the job: expected 2xx, got {}; body: {}", reply.status_from(), reply.body_excerpt(200));
                 findings.push(Finding::new("lifecycle.start_refused", message).expected("2xx").actual(reply.status).cites(&reply));
                 return Ok(findings);
             }

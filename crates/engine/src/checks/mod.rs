@@ -259,7 +259,7 @@ fn status_finding(rule: &str, response: &Response, expected: &StatusSet) -> Opti
             rule,
             format!(
                 "expected status {expected}, got {}; body: {}",
-                response.label(),
+                response.status_from(),
                 response.body_excerpt(200)
             ),
         )
@@ -292,8 +292,9 @@ fn envelope_findings(schemas: &SchemaSet, settings: &Settings, response: &Respon
         return vec![Finding::new(
             RULE,
             format!(
-                "expected an error envelope (schema `{schema}`) in {}, but {problem}",
-                response.label()
+                "expected an error envelope (schema `{schema}`) in {}, but {problem}; body: {}",
+                response.label(),
+                response.body_excerpt(200)
             ),
         )
         .expected("a JSON error envelope")
@@ -305,8 +306,9 @@ fn envelope_findings(schemas: &SchemaSet, settings: &Settings, response: &Respon
         .iter()
         .map(|v| {
             let message = format!(
-                "error envelope (schema `{schema}`) {v}, in {}",
-                response.label()
+                "error envelope (schema `{schema}`) {v}, in {}; body: {}",
+                response.label(),
+                response.body_excerpt(200)
             );
             violation_finding(RULE, v, message, response)
         })
