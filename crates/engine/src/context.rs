@@ -291,6 +291,7 @@ impl<'a> CheckContext<'a> {
             path: path.0,
             credential: spec.credential,
             body: spec.body.clone(),
+            file: None,
             headers: spec
                 .headers
                 .iter()

@@ -106,6 +106,8 @@ named_switches! {
         "the upload reply gives size as a string (breaks: the reply's size is a number)";
     UploadNoSizeLimit => "upload-no-size-limit",
         "uploads over the size limit are accepted (breaks: a file over the limit is 400)";
+    UploadRefused => "upload-refused",
+        "every upload is refused 415 unsupported_media_type, whatever its type (breaks: a video upload is accepted)";
 }
 
 #[cfg(test)]

@@ -1043,6 +1043,10 @@ async fn upload_faults() {
     let over = send(&unlimited, multipart("video/mp4", &[1; 5000])).await;
     assert_eq!(over.status, StatusCode::CREATED, "{}", over.body);
 
+    let refused = app(small(Fault::UploadRefused));
+    let up = send(&refused, multipart("video/mp4", b"x")).await;
+    assert_envelope(&up, 415, "unsupported_media_type");
+
     let gone = app(small(Fault::UploadUrl404));
     let up = send(&gone, multipart("video/mp4", b"x")).await;
     let url = up.body["video_url"].as_str().unwrap();

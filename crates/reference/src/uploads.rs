@@ -150,6 +150,13 @@ pub(crate) async fn upload(
     uri: Uri,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    if app.has(Fault::UploadRefused) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "uploads are not accepted",
+        ));
+    }
     let limit = (!app.has(Fault::UploadNoSizeLimit)).then_some(app.config.max_upload_bytes);
     let declared = headers
         .get(header::CONTENT_LENGTH)
