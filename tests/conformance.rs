@@ -179,6 +179,8 @@ fn matrix() -> Vec<Row> {
                 "auth::error_envelope",
                 "errors::unknown_job",
                 "rate_limit::burst",
+                "uploads::wrong_type",
+                "uploads::oversize",
             ]],
             &[],
         ),
