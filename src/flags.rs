@@ -252,6 +252,9 @@ pub(crate) struct ServeArgs {
     /// Requests per second a key regains after a burst.
     #[arg(long, value_name = "N", default_value_t = 40.0)]
     pub(crate) rate_refill: f64,
+    /// The largest file POST /v1/uploads accepts, in bytes (the contract's 500 MB by default).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::reference::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub(crate) max_upload_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

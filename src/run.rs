@@ -36,6 +36,9 @@ const EMBEDDED_PACE: f64 = 50.0;
 /// The embedded server is on this machine: the burst may go as fast as the machine allows,
 /// well past the refill whatever else the machine is doing.
 const EMBEDDED_MAX_RATE: f64 = 1000.0;
+/// The embedded server's upload limit, which the run takes as the suite's documented one: a
+/// file just over it is cheap to send, so `uploads::oversize` runs instead of being ignored.
+const EMBEDDED_UPLOAD_LIMIT: u64 = 64 * 1024;
 /// Run `config` on `runtime`: list, plan, or run the checks and report. The exit code is the
 /// documented one; an error is a usage, environment or reachability problem, said in a line.
 pub fn run(runtime: &tokio::runtime::Runtime, config: RunConfig) -> Result<ExitCode, AppError> {
@@ -110,6 +113,7 @@ impl Target {
         let config = ServerConfig {
             log_file: Some(log.clone()),
             job_duration: Duration::from_millis(500),
+            max_upload_bytes: EMBEDDED_UPLOAD_LIMIT,
             rate_limit: crate::reference::RateLimitConfig {
                 capacity: 40,
                 refill_per_second: EMBEDDED_REFILL,
@@ -156,7 +160,10 @@ fn execute(
     let target = Target::start(runtime, &config.target)?;
     let embedded = target.embedded.is_some();
     let libtest_args = config.libtest.clone();
-    let (suite, schemas, suite_hash) = (config.suite, config.schemas, config.suite_hash);
+    let (mut suite, schemas, suite_hash) = (config.suite, config.schemas, config.suite_hash);
+    if embedded {
+        suite.settings.uploads.max_file_bytes = EMBEDDED_UPLOAD_LIMIT;
+    }
     let record = Arc::new(RunRecord::default());
     let interrupt = Interrupt::default();
     listen_for_signals(runtime, &interrupt);

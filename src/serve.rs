@@ -69,6 +69,7 @@ pub(crate) fn serve(
         variants,
         log_file: args.log_file.clone(),
         job_duration: Duration::from_millis(args.job_duration_ms),
+        max_upload_bytes: args.max_upload_bytes,
         rate_limit: crate::reference::RateLimitConfig {
             capacity: args.rate_limit,
             refill_per_second: args.rate_refill,

@@ -78,6 +78,16 @@ const NEEDS_A_FINISHED_JOB: &[&str] = &[
     "latency::status_read",
 ];
 
+/// The upload checks of the default suite.
+const UPLOADS: &[&str] = &[
+    "uploads::accepted",
+    "uploads::type_from_filename",
+    "uploads::reply",
+    "uploads::video_url_usable",
+    "uploads::wrong_type",
+    "uploads::oversize",
+];
+
 /// One row of the fault matrix: the checks a fault must fail, and those it may also fail
 /// (collateral the fault causes by its nature, for example a list that embeds the broken job).
 struct Row {
@@ -169,6 +179,8 @@ fn matrix() -> Vec<Row> {
                 "auth::error_envelope",
                 "errors::unknown_job",
                 "rate_limit::burst",
+                "uploads::wrong_type",
+                "uploads::oversize",
             ]],
             &[],
         ),
@@ -256,6 +268,18 @@ fn matrix() -> Vec<Row> {
             &[&["latency::status_read"]],
             &[&["rate_limit::burst"]],
         ),
+        row(UploadUrl404, &[&["uploads::video_url_usable"]], &[]),
+        row(UploadAnyType, &[&["uploads::wrong_type"]], &[]),
+        row(
+            UploadTypeFromPartOnly,
+            &[&["uploads::type_from_filename"]],
+            &[],
+        ),
+        row(UploadBadReply, &[&["uploads::reply"]], &[]),
+        row(UploadNoSizeLimit, &[&["uploads::oversize"]], &[]),
+        // Every upload refused: the others that upload a video cannot pass either, and a 415
+        // is not the 400 the refusals expect.
+        row(UploadRefused, &[&["uploads::accepted"]], &[UPLOADS]),
     ]
 }
 

@@ -50,6 +50,7 @@ fn exchange(
             ("x-api-key".into(), "$API_KEY".into()),
         ],
         request_body: None,
+        request_parts: Vec::new(),
         status,
         response_headers: status
             .map(|_| {

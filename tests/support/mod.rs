@@ -52,6 +52,10 @@ pub fn assert_every_check_passed(outcomes: &BTreeMap<String, CheckRecord>, what:
     );
 }
 
+/// The reference server's upload limit in the suite tests, and the suite's `[uploads]
+/// max_file_bytes` with it: small, so `uploads::oversize` sends a file just over it.
+pub const SMALL_UPLOAD_LIMIT: u64 = 64 * 1024;
+
 /// A reference server with `faults`, fast jobs, and a log file in `dir`.
 pub async fn start_server(
     faults: &[Fault],
@@ -73,6 +77,7 @@ pub async fn start_server_with(
         // Long enough for a few polls while processing (progress-goes-down needs two).
         job_duration: Duration::from_millis(500),
         log_file: Some(log.clone()),
+        max_upload_bytes: SMALL_UPLOAD_LIMIT,
         // A refill any burst outpaces, even on a busy machine; the run paces itself below it.
         rate_limit: RateLimitConfig {
             capacity: 40,
@@ -118,6 +123,7 @@ pub async fn run_default_suite_with(
     // faster than the refill; a cap of 1000 gives a slow machine room (and fits the budget).
     suite.settings.burst.max_requests = 1000;
     suite.settings.target.max_rate_limit_retries = 2;
+    suite.settings.uploads.max_file_bytes = SMALL_UPLOAD_LIMIT;
     let schemas = SchemaSet::load(&suite).expect("bundled schemas");
     let record = Arc::new(RunRecord::default());
     let client = HttpClient::new(

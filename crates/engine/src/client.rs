@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::hints::{self, Backoff};
 use crate::links;
 use crate::pacing::Pacer;
-use crate::record::{Exchange, RunRecord, WaitClock};
+use crate::record::{Exchange, PartSummary, RunRecord, WaitClock};
 use crate::secrets::Secrets;
 use crate::suite::{Credential, Settings};
 
@@ -135,6 +135,8 @@ pub struct Outgoing {
     pub path: String,
     pub credential: Credential,
     pub body: Option<Value>,
+    /// A file sent as a multipart/form-data body instead of a JSON one (an upload).
+    pub file: Option<FilePart>,
     pub headers: Vec<(String, String)>,
     /// The job this request is about, recorded with the exchange.
     pub job_id: Option<String>,
@@ -147,9 +149,47 @@ impl Outgoing {
             path: path.into(),
             credential: Credential::Valid,
             body: None,
+            file: None,
             headers: Vec::new(),
             job_id: None,
         }
+    }
+}
+
+/// The one file of a multipart/form-data body. The bytes go on the wire; the record keeps
+/// only [`PartSummary`] (field, file name, type, size), so a run's report never holds media.
+#[derive(Clone, Debug)]
+pub struct FilePart {
+    /// The form field, e.g. `file`.
+    pub field: String,
+    pub filename: String,
+    /// The part's own Content-Type; None sends the part without one, as the vendor's Python
+    /// SDK does (the server then goes by the file name).
+    pub content_type: Option<String>,
+    pub bytes: Bytes,
+}
+
+impl FilePart {
+    /// What the record shows of the part, masked.
+    fn summary(&self, secrets: &Secrets) -> PartSummary {
+        PartSummary {
+            name: secrets.mask(&self.field),
+            filename: secrets.mask(&self.filename),
+            content_type: self.content_type.as_ref().map(|t| secrets.mask(t)),
+            size: self.bytes.len() as u64,
+        }
+    }
+
+    /// The multipart form reqwest sends, built anew for each attempt.
+    fn form(&self) -> Result<reqwest::multipart::Form, String> {
+        let mut part =
+            reqwest::multipart::Part::bytes(self.bytes.to_vec()).file_name(self.filename.clone());
+        if let Some(media) = &self.content_type {
+            part = part
+                .mime_str(media)
+                .map_err(|e| format!("`{media}` is not a media type: {}", error_chain(&e)))?;
+        }
+        Ok(reqwest::multipart::Form::new().part(self.field.clone(), part))
     }
 }
 
@@ -899,6 +939,7 @@ impl HttpClient {
             url: prepared.url.clone(),
             request_headers: prepared.headers.clone(),
             request_body: prepared.body.clone(),
+            request_parts: Vec::new(),
             status,
             response_headers: Vec::new(),
             body_excerpt: String::new(),
@@ -1054,6 +1095,11 @@ impl HttpClient {
                 .body
                 .as_ref()
                 .map(|b| self.secrets.mask(&b.to_string())),
+            request_parts: request
+                .file
+                .iter()
+                .map(|f| f.summary(&self.secrets))
+                .collect(),
             status: None,
             response_headers: Vec::new(),
             body_excerpt: String::new(),
@@ -1196,6 +1242,9 @@ impl HttpClient {
         }
         if let Some(body) = &request.body {
             builder = builder.json(body);
+        }
+        if let Some(file) = &request.file {
+            builder = builder.multipart(file.form()?);
         }
         builder.build().map_err(|e| error_chain(&e))
     }
@@ -1358,7 +1407,7 @@ struct Failed {
 }
 
 /// True when both URLs have the same scheme, host and port.
-fn same_origin(a: &str, b: &str) -> bool {
+pub fn same_origin(a: &str, b: &str) -> bool {
     match (url::Url::parse(a), url::Url::parse(b)) {
         (Ok(a), Ok(b)) => a.origin() == b.origin(),
         _ => false,

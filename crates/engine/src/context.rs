@@ -293,6 +293,7 @@ impl<'a> CheckContext<'a> {
             path: path.0,
             credential: spec.credential,
             body: spec.body.clone(),
+            file: None,
             headers: spec
                 .headers
                 .iter()

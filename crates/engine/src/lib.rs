@@ -32,6 +32,7 @@ pub mod runner;
 pub mod schemas;
 pub mod secrets;
 pub mod suite;
+pub mod video;
 
 /// The tool's name, as reports and the User-Agent give it.
 pub const TOOL_NAME: &str = "apiconform";

@@ -52,6 +52,8 @@ pub struct Exchange {
     pub request_headers: Vec<(String, String)>,
     /// The JSON body sent, if any (masked).
     pub request_body: Option<String>,
+    /// The parts of a multipart body sent, without their bytes (masked).
+    pub request_parts: Vec<PartSummary>,
     pub status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
     /// The start of the response body, cut at a bounded size.
@@ -67,6 +69,18 @@ pub struct Exchange {
     pub job_id: Option<String>,
     /// The response contained a registered secret (before masking).
     pub echoed_secret: bool,
+}
+
+/// A part of a multipart request as the record shows it: what was sent, not the bytes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PartSummary {
+    /// The form field.
+    pub name: String,
+    pub filename: String,
+    /// The part's own Content-Type; None when it was sent without one.
+    pub content_type: Option<String>,
+    /// Bytes of the file.
+    pub size: u64,
 }
 
 /// The outcome of one check.
@@ -374,6 +388,7 @@ mod tests {
             url: "http://127.0.0.1/x".into(),
             request_headers: Vec::new(),
             request_body: None,
+            request_parts: Vec::new(),
             status,
             response_headers: Vec::new(),
             body_excerpt: String::new(),

@@ -38,6 +38,10 @@ pub const BUNDLED_SCHEMAS: &[(&str, &str)] = &[
         "../schemas/error.schema.json",
         include_str!("../../../schemas/error.schema.json"),
     ),
+    (
+        "../schemas/upload-reply.schema.json",
+        include_str!("../../../schemas/upload-reply.schema.json"),
+    ),
 ];
 
 /// Placeholders a path template may use; anything else in braces is a configuration error.
@@ -135,6 +139,36 @@ pub struct Settings {
     pub burst: BurstSettings,
     pub idempotency: IdempotencySettings,
     pub usage: UsageSettings,
+    pub uploads: UploadSettings,
+}
+
+/// How files are uploaded (docs/contract.md section 2), for the `uploads::*` checks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSettings {
+    /// Where a file is posted as multipart/form-data.
+    pub path: String,
+    /// The form field that carries the file.
+    pub field: String,
+    /// JSON pointer to the uploaded video's URL in the reply.
+    pub video_url_pointer: String,
+    /// The documented limit of one file, in bytes: a file one byte longer must be refused.
+    pub max_file_bytes: u64,
+    /// The most bytes any upload check sends in one file. A file over `max_file_bytes` is only
+    /// sent when it fits; otherwise `uploads::oversize` is ignored rather than sending 500 MB.
+    pub max_send_bytes: u64,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            path: "/v1/uploads".into(),
+            field: "file".into(),
+            video_url_pointer: "/video_url".into(),
+            max_file_bytes: 500 * 1024 * 1024,
+            max_send_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// The rate-limit burst, shared by every `rate_limit::*` check (it runs once per run).
@@ -684,6 +718,8 @@ struct RawSuite {
     #[serde(default)]
     usage: UsageSettings,
     #[serde(default)]
+    uploads: UploadSettings,
+    #[serde(default)]
     schemas: BTreeMap<String, String>,
     #[serde(default, rename = "check")]
     checks: Vec<toml::Spanned<toml::Table>>,
@@ -802,6 +838,7 @@ impl Suite {
             burst: raw.burst,
             idempotency: raw.idempotency,
             usage: raw.usage,
+            uploads: raw.uploads,
         };
         validate_settings(&settings).map_err(|invalid| match offsets.setting(invalid.key) {
             Some(offset) => at(offset, &invalid.message),
@@ -962,6 +999,29 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         return Err(Invalid::at(
             "burst.concurrency",
             "[burst] concurrency must be between 1 and 256",
+        ));
+    }
+    let uploads = &settings.uploads;
+    if !uploads.path.starts_with('/') || uploads.field.trim().is_empty() {
+        return Err(Invalid::at(
+            "uploads.path",
+            "[uploads] path must start with `/` and field must name a form field",
+        ));
+    }
+    if !uploads.video_url_pointer.starts_with('/') {
+        return Err(Invalid::at(
+            "uploads.video_url_pointer",
+            format!(
+                "[uploads] `{}` is not a JSON pointer (it must start with `/`)",
+                uploads.video_url_pointer
+            ),
+        ));
+    }
+    let smallest = crate::video::MIN_SAMPLE_BYTES as u64;
+    if uploads.max_send_bytes < smallest || uploads.max_file_bytes == 0 {
+        return Err(Invalid::at(
+            "uploads.max_send_bytes",
+            format!("[uploads] max_send_bytes must be at least {smallest} (the sample video) and max_file_bytes positive"),
         ));
     }
     Ok(())

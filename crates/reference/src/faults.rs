@@ -96,6 +96,18 @@ named_switches! {
         "the create reply says status \"queued\" (breaks: a new job is pending, created or processing)";
     ReadCharges => "read-charges",
         "every GET /v1/jobs/{id} charges the job again (breaks: reads change no charge)";
+    UploadUrl404 => "upload-url-404",
+        "the video_url of an upload answers 404 (breaks: video_url serves the uploaded bytes)";
+    UploadAnyType => "upload-any-type",
+        "an upload of any type (a .txt as text/plain) is accepted (breaks: another type is 400)";
+    UploadTypeFromPartOnly => "upload-type-from-part-only",
+        "an upload part without a Content-Type is refused, its file name is never asked (breaks: the type comes from the extension then)";
+    UploadBadReply => "upload-bad-reply",
+        "the upload reply gives size as a string (breaks: the reply's size is a number)";
+    UploadNoSizeLimit => "upload-no-size-limit",
+        "uploads over the size limit are accepted (breaks: a file over the limit is 400)";
+    UploadRefused => "upload-refused",
+        "every upload is refused 415 unsupported_media_type, whatever its type (breaks: a video upload is accepted)";
 }
 
 #[cfg(test)]

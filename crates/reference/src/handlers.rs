@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -21,26 +20,10 @@ use super::context::LogJobId;
 use super::error::ApiError;
 use super::faults::Fault;
 use super::idempotency::{self, Outcome, Reply};
-use super::state::{
-    random_alphanumeric, App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE,
-};
+use super::state::{App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE};
 use super::time;
 use super::variants::Variant;
 use super::Caller;
-
-/// Largest accepted upload.
-pub(crate) const MAX_UPLOAD_BYTES: u64 = 500 * 1024 * 1024;
-
-/// Room for multipart boundaries and part headers on top of the file itself.
-const MULTIPART_OVERHEAD: u64 = 1024 * 1024;
-
-/// Upload content types the contract accepts.
-const UPLOAD_TYPES: [&str; 4] = [
-    "video/mp4",
-    "video/quicktime",
-    "video/webm",
-    "video/x-msvideo",
-];
 
 /// How long `slow-status-read` stalls a status read.
 const SLOW_READ: Duration = Duration::from_millis(2500);
@@ -567,85 +550,6 @@ pub(crate) async fn usage_events(
 }
 
 // ---------------------------------------------------------------------------
-// Uploads
-
-/// `POST /v1/uploads`: multipart field `file`, a video of at most 500 MB.
-/// The bytes are counted as they stream in and then dropped.
-pub(crate) async fn upload(
-    headers: HeaderMap,
-    uri: Uri,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Response, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD) {
-        return Err(too_large());
-    }
-    let mut multipart = multipart
-        .map_err(|e| ApiError::invalid(format!("expected a multipart/form-data body: {e}")))?;
-    let mut uploaded = None;
-    loop {
-        let field = multipart.next_field().await.map_err(malformed_multipart)?;
-        let Some(mut field) = field else { break };
-        if field.name() != Some("file") {
-            continue; // skipped; multer discards the rest of the part
-        }
-        let content_type = field
-            .content_type()
-            .map(|ct| {
-                ct.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
-        if !UPLOAD_TYPES.contains(&content_type.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "unsupported file type {content_type:?}; accepted: {}",
-                names(UPLOAD_TYPES)
-            )));
-        }
-        let filename = field.file_name().unwrap_or("upload").to_owned();
-        let mut size: u64 = 0;
-        while let Some(chunk) = field.chunk().await.map_err(malformed_multipart)? {
-            size += chunk.len() as u64;
-            if size > MAX_UPLOAD_BYTES {
-                return Err(too_large());
-            }
-        }
-        uploaded = Some((filename, size));
-        break;
-    }
-    let Some((filename, size)) = uploaded else {
-        return Err(ApiError::invalid("multipart field `file` is required"));
-    };
-    let video_id = format!("vid_{}", random_alphanumeric(20));
-    let video_url = format!("{}/uploads/{video_id}", origin(&headers, &uri));
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "success": true,
-            "video_id": video_id,
-            "video_url": video_url,
-            "filename": filename,
-            "size": size,
-        })),
-    )
-        .into_response())
-}
-
-fn too_large() -> ApiError {
-    ApiError::invalid("file is larger than 500 MB")
-}
-
-fn malformed_multipart(e: axum::extract::multipart::MultipartError) -> ApiError {
-    ApiError::invalid(format!("malformed multipart body: {e}"))
-}
-
-// ---------------------------------------------------------------------------
 // Public routes (no key)
 
 /// `GET /health`.
@@ -747,7 +651,7 @@ pub(crate) async fn method_not_allowed(method: Method) -> ApiError {
 // Helpers
 
 /// `http://{Host}`: the origin the client used, for absolute URLs.
-fn origin(headers: &HeaderMap, uri: &Uri) -> String {
+pub(crate) fn origin(headers: &HeaderMap, uri: &Uri) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

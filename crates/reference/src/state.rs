@@ -16,6 +16,7 @@ use super::faults::Fault;
 use super::idempotency::{Entry, SlotKey};
 use super::log::RequestLog;
 use super::ratelimit::{Buckets, Limiter, Windows, SLIDING_LIMIT, SLIDING_WINDOW};
+use super::uploads::Uploads;
 use super::variants::Variant;
 use super::ServerConfig;
 
@@ -366,6 +367,8 @@ pub(crate) struct App {
     pub fixed_request_id: String,
     /// Job reads so far, so the `slow-status-read` fault can slow every tenth one.
     pub job_reads: std::sync::atomic::AtomicU64,
+    /// Uploaded videos, kept (bounded) to be served at their `video_url`.
+    pub uploads: Uploads,
 }
 
 impl App {
@@ -400,6 +403,7 @@ impl App {
             log,
             fixed_request_id: new_request_id(),
             job_reads: Default::default(),
+            uploads: Uploads::default(),
             config,
         }
     }

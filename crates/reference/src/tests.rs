@@ -879,7 +879,9 @@ async fn request_log_lines() {
     assert_eq!(std::fs::read_to_string(&quiet_path).unwrap(), "");
 }
 
-fn multipart(content_type: &str, payload: &[u8]) -> Request<Body> {
+/// An upload of `payload` in part `file` named `filename`, with the part's own
+/// `Content-Type` when given (none, as the vendor's Python SDK sends it, otherwise).
+fn upload_request(content_type: Option<&str>, filename: &str, payload: &[u8]) -> Request<Body> {
     let boundary = "XBOUNDARYX";
     let mut body = Vec::new();
     body.extend_from_slice(
@@ -887,8 +889,12 @@ fn multipart(content_type: &str, payload: &[u8]) -> Request<Body> {
             .as_bytes(),
     );
     body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\nContent-Type: {content_type}\r\n\r\n").as_bytes(),
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n").as_bytes(),
     );
+    if let Some(content_type) = content_type {
+        body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+    }
+    body.extend_from_slice(b"\r\n");
     body.extend_from_slice(payload);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     Request::post("/v1/uploads")
@@ -902,19 +908,58 @@ fn multipart(content_type: &str, payload: &[u8]) -> Request<Body> {
         .unwrap()
 }
 
+fn multipart(content_type: &str, payload: &[u8]) -> Request<Body> {
+    upload_request(Some(content_type), "clip.mp4", payload)
+}
+
+/// The raw bytes and type served at an upload's `video_url`.
+async fn fetch_upload(app: &Router, video_url: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let path = video_url.strip_prefix(&format!("http://{HOST}")).unwrap();
+    let res = app
+        .clone()
+        .oneshot(
+            Request::get(path)
+                .header("host", HOST)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let media = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, media, bytes.to_vec())
+}
+
 #[tokio::test]
 async fn uploads() {
     let app = app(config());
     // Over axum's 2 MB default body limit, which the upload route lifts.
-    let ok = send(&app, multipart("video/mp4", &vec![7u8; 3_000_000])).await;
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let ok = send(&app, multipart("video/mp4", &payload)).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
     assert_eq!(ok.body["size"], 3_000_000);
     assert_eq!(ok.body["filename"], "clip.mp4");
     assert!(ok.body["video_id"].as_str().unwrap().starts_with("vid_"));
-    assert!(ok.body["video_url"]
-        .as_str()
-        .unwrap()
-        .starts_with("http://"));
+    let video_url = ok.body["video_url"].as_str().unwrap();
+    assert!(video_url.starts_with("http://"));
+    let (status, media, bytes) = fetch_upload(&app, video_url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(media.as_deref(), Some("video/mp4"));
+    assert!(bytes == payload, "the video_url serves the uploaded bytes");
+    // A job made from the upload completes.
+    let job = create(&app, A, json!({ "video_url": video_url })).await;
+    assert_eq!(job.status, StatusCode::CREATED, "{}", job.body);
+    let done = wait_terminal(&app, A, job.body["id"].as_str().unwrap()).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    assert_eq!(done.body["video_url"], video_url);
+
     assert_envelope(
         &send(&app, multipart("text/plain", b"hi")).await,
         400,
@@ -930,6 +975,82 @@ async fn uploads() {
         .send(&app)
         .await;
     assert_envelope(&not_multipart, 400, "invalid_request");
+    let (status, _, _) = fetch_upload(&app, &format!("http://{HOST}/uploads/vid_nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn upload_types_come_from_the_file_name_without_a_part_type() {
+    let app = app(config());
+    for (content_type, filename, media) in [
+        (None, "clip.mp4", "video/mp4"),
+        (None, "clip.MOV", "video/quicktime"),
+        (Some("application/octet-stream"), "clip.webm", "video/webm"),
+        (Some("video/x-msvideo"), "clip", "video/x-msvideo"),
+    ] {
+        let ok = send(
+            &app,
+            upload_request(content_type, filename, b"\0\0\0\x08mdat"),
+        )
+        .await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{filename}: {}", ok.body);
+        let url = ok.body["video_url"].as_str().unwrap();
+        assert_eq!(fetch_upload(&app, url).await.1.as_deref(), Some(media));
+    }
+    for (content_type, filename) in [(None, "notes.txt"), (Some("text/plain"), "clip.mp4")] {
+        let refused = send(&app, upload_request(content_type, filename, b"hi")).await;
+        assert_envelope(&refused, 400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn the_upload_limit_is_configurable() {
+    let app = app(ServerConfig {
+        max_upload_bytes: 1000,
+        ..config()
+    });
+    let at = send(&app, multipart("video/mp4", &[1; 1000])).await;
+    assert_eq!(at.status, StatusCode::CREATED, "{}", at.body);
+    let over = send(&app, multipart("video/mp4", &[1; 1001])).await;
+    assert_envelope(&over, 400, "invalid_request");
+    assert!(over.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1000"));
+}
+
+#[tokio::test]
+async fn upload_faults() {
+    let small = |fault| ServerConfig {
+        max_upload_bytes: 1000,
+        ..with_faults(&[fault])
+    };
+    let any = app(small(Fault::UploadAnyType));
+    let txt = send(&any, upload_request(Some("text/plain"), "notes.txt", b"hi")).await;
+    assert_eq!(txt.status, StatusCode::CREATED, "{}", txt.body);
+
+    let part_only = app(small(Fault::UploadTypeFromPartOnly));
+    let sdk = send(&part_only, upload_request(None, "clip.mp4", b"x")).await;
+    assert_envelope(&sdk, 400, "invalid_request");
+    let typed = send(&part_only, multipart("video/mp4", b"x")).await;
+    assert_eq!(typed.status, StatusCode::CREATED);
+
+    let bad = app(small(Fault::UploadBadReply));
+    let reply = send(&bad, multipart("video/mp4", b"xyz")).await;
+    assert_eq!(reply.body["size"], "3");
+
+    let unlimited = app(small(Fault::UploadNoSizeLimit));
+    let over = send(&unlimited, multipart("video/mp4", &[1; 5000])).await;
+    assert_eq!(over.status, StatusCode::CREATED, "{}", over.body);
+
+    let refused = app(small(Fault::UploadRefused));
+    let up = send(&refused, multipart("video/mp4", b"x")).await;
+    assert_envelope(&up, 415, "unsupported_media_type");
+
+    let gone = app(small(Fault::UploadUrl404));
+    let up = send(&gone, multipart("video/mp4", b"x")).await;
+    let url = up.body["video_url"].as_str().unwrap();
+    assert_eq!(fetch_upload(&gone, url).await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod lifecycle;
 mod observability;
 mod rate_limit;
 mod schema;
+mod uploads;
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -199,6 +200,11 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("manual_start", kind::<lifecycle::ManualStart>),
     ("latency", kind::<latency::Latency>),
     ("insufficient_credits", kind::<credits::InsufficientCredits>),
+    ("upload_accepted", kind::<uploads::UploadAccepted>),
+    ("upload_reply", kind::<uploads::UploadReply>),
+    ("upload_video_url", kind::<uploads::UploadVideoUrl>),
+    ("upload_wrong_type", kind::<uploads::UploadWrongType>),
+    ("upload_oversize", kind::<uploads::UploadOversize>),
 ];
 
 /// A kind whose parameters deserialize straight into the check.

@@ -51,7 +51,7 @@ impl Check for ResponseSchema {
 
 /// `response` has a status in `expected`, one JSON media type, and a body that matches
 /// schema `name`; each schema violation is a `schema.<keyword>` finding.
-fn judge_schema(
+pub(super) fn judge_schema(
     schemas: &SchemaSet,
     name: &str,
     expected: &StatusSet,

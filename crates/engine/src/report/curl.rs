@@ -7,6 +7,9 @@
 //!
 //! Every request header is kept except the ones curl sets itself (`Host`, `Content-Length`,
 //! `User-Agent`); `X-Apiconform-Run-Id` stays, so the provider can find the traffic in its logs.
+//! A multipart request becomes one `-F name=@file` per part (with `;type=` when the part had
+//! its own Content-Type), and its `Content-Type` header is left to curl, which writes a
+//! boundary of its own: the file itself is to be found under that name.
 
 use super::ExchangeEvidence;
 
@@ -55,8 +58,10 @@ pub fn command(exchange: &ExchangeEvidence) -> String {
         words.push(quote(&method));
     }
     words.push(quote(&url));
+    let multipart = !exchange.request_parts.is_empty();
     for header in &exchange.request_headers {
-        if OMITTED_HEADERS.contains(&header.name.to_ascii_lowercase().as_str()) {
+        let name = header.name.to_ascii_lowercase();
+        if OMITTED_HEADERS.contains(&name.as_str()) || (multipart && name == "content-type") {
             continue;
         }
         words.push("-H".into());
@@ -65,6 +70,17 @@ pub fn command(exchange: &ExchangeEvidence) -> String {
     if let Some(body) = &exchange.request_body {
         words.push("--data-raw".into());
         words.push(quote(body));
+    }
+    for part in &exchange.request_parts {
+        // `;type=` only for a part that had one: curl otherwise guesses from the name, as
+        // the SDKs' servers do, but sends no header the harness did not.
+        let media = part
+            .content_type
+            .as_ref()
+            .map(|t| format!(";type={t}"))
+            .unwrap_or_default();
+        words.push("-F".into());
+        words.push(quote(&format!("{}=@{}{media}", part.name, part.filename)));
     }
     words.join(" ")
 }
@@ -141,6 +157,7 @@ mod tests {
             url: url.into(),
             request_headers: headers,
             request_body: body.map(String::from),
+            request_parts: Vec::new(),
             status: Some(200),
             response_headers: vec![],
             body_excerpt: String::new(),
@@ -187,6 +204,31 @@ mod tests {
             double_quote("k=$API_KEY \"$x\" `y` \\ !"),
             r#""k=$API_KEY \"\$x\" \`y\` \\ "'!'"""#
         );
+    }
+
+    #[test]
+    fn multipart_requests_become_form_fields() {
+        let mut upload = exchange(
+            "POST",
+            "http://h/v1/uploads",
+            &[
+                ("content-type", "multipart/form-data; boundary=x"),
+                ("x-api-key", "$API_KEY"),
+            ],
+            None,
+        );
+        upload.request_parts = vec![crate::record::PartSummary {
+            name: "file".into(),
+            filename: "clip.mp4".into(),
+            content_type: Some("video/mp4".into()),
+            size: 152,
+        }];
+        assert_eq!(
+            command(&upload),
+            r#"curl -sS -i -X POST http://h/v1/uploads -H "x-api-key: $API_KEY" -F 'file=@clip.mp4;type=video/mp4'"#
+        );
+        upload.request_parts[0].content_type = None;
+        assert!(command(&upload).ends_with(" -F file=@clip.mp4"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{curl, human_duration, outcome_word, rfc3339, seconds, CheckEntry};
-use crate::record::{CheckRecord, Exchange, Outcome};
+use crate::record::{CheckRecord, Exchange, Outcome, PartSummary};
 use crate::secrets::Secrets;
 
 /// What a check did, as recorded (masked).
@@ -33,6 +33,9 @@ pub struct ExchangeEvidence {
     pub url: String,
     pub request_headers: Vec<Header>,
     pub request_body: Option<String>,
+    /// The parts of a multipart body, without their bytes; left out of the JSON when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_parts: Vec<PartSummary>,
     /// None when no response came (see `error`).
     pub status: Option<u16>,
     pub response_headers: Vec<Header>,
@@ -75,6 +78,16 @@ impl ExchangeEvidence {
             url: mask(&exchange.url),
             request_headers: headers(&exchange.request_headers),
             request_body: exchange.request_body.as_ref().map(mask),
+            request_parts: exchange
+                .request_parts
+                .iter()
+                .map(|part| PartSummary {
+                    name: mask(&part.name),
+                    filename: mask(&part.filename),
+                    content_type: part.content_type.as_ref().map(mask),
+                    size: part.size,
+                })
+                .collect(),
             status: exchange.status,
             response_headers: headers(&exchange.response_headers),
             body_excerpt: mask(&exchange.body_excerpt),
@@ -177,6 +190,15 @@ pub fn text(check: &CheckEntry) -> String {
     out
 }
 
+/// `file: clip.mp4, video/mp4, 152 bytes` (or `no Content-Type`).
+fn part_line(part: &PartSummary) -> String {
+    let media = part.content_type.as_deref().unwrap_or("no Content-Type");
+    format!(
+        "{}: {}, {media}, {} bytes",
+        part.name, part.filename, part.size
+    )
+}
+
 /// An exchange in full: its line, then the headers sent (`>`) and received (`<`) and bodies.
 fn exchange_text(e: &ExchangeEvidence) -> String {
     let mut out = exchange_line(e);
@@ -186,6 +208,9 @@ fn exchange_text(e: &ExchangeEvidence) -> String {
     }
     if let Some(body) = &e.request_body {
         out.push_str(&format!("> (body) {body}\n"));
+    }
+    for part in &e.request_parts {
+        out.push_str(&format!("> (part) {}\n", part_line(part)));
     }
     for h in &e.response_headers {
         out.push_str(&format!("< {}: {}\n", h.name, h.value));
@@ -238,6 +263,7 @@ mod tests {
             url: format!("http://127.0.0.1:1/v1/jobs/{id}"),
             request_headers: vec![("x-api-key".into(), "$API_KEY".into())],
             request_body: None,
+            request_parts: Vec::new(),
             status: Some(200),
             response_headers: vec![],
             body_excerpt: String::new(),
