@@ -956,6 +956,10 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
             "usage.billing_status_pointer",
             &settings.usage.billing_status_pointer,
         ),
+        (
+            "uploads.video_url_pointer",
+            &settings.uploads.video_url_pointer,
+        ),
     ] {
         if !pointer.is_empty() && !pointer.starts_with('/') {
             return Err(Invalid::at(
@@ -972,15 +976,14 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         ("jobs.create_path", &settings.jobs.create_path),
         ("jobs.read_path", &settings.jobs.read_path),
         ("jobs.start_path", &settings.jobs.start_path),
+        ("uploads.path", &settings.uploads.path),
     ] {
         check_path(path).map_err(|m| Invalid::at(key, format!("{}: {m}", setting_name(key))))?;
     }
-    for key in ["jobs.read_path", "jobs.start_path"] {
-        let path = if key == "jobs.read_path" {
-            &settings.jobs.read_path
-        } else {
-            &settings.jobs.start_path
-        };
+    for (key, path) in [
+        ("jobs.read_path", &settings.jobs.read_path),
+        ("jobs.start_path", &settings.jobs.start_path),
+    ] {
         if !path.contains("{job_id}") {
             return Err(Invalid::at(
                 key,
@@ -1002,19 +1005,10 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         ));
     }
     let uploads = &settings.uploads;
-    if !uploads.path.starts_with('/') || uploads.field.trim().is_empty() {
+    if uploads.field.trim().is_empty() {
         return Err(Invalid::at(
-            "uploads.path",
-            "[uploads] path must start with `/` and field must name a form field",
-        ));
-    }
-    if !uploads.video_url_pointer.starts_with('/') {
-        return Err(Invalid::at(
-            "uploads.video_url_pointer",
-            format!(
-                "[uploads] `{}` is not a JSON pointer (it must start with `/`)",
-                uploads.video_url_pointer
-            ),
+            "uploads.field",
+            "[uploads] field must name a form field",
         ));
     }
     let smallest = crate::video::MIN_SAMPLE_BYTES as u64;
