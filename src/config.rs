@@ -153,8 +153,11 @@ impl RunConfig {
             strict: args.strict,
             logs: args.logs,
             job_id: args.job_id,
-            // Waits are explained on stderr to a person at a terminal; CI logs and -q stay quiet.
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.quiet,
+            progress: shows_progress(
+                &libtest,
+                args.quiet,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ),
             libtest,
             filters: args.filters,
             no_tests: args.no_tests,
@@ -166,6 +169,17 @@ impl RunConfig {
             extra_headers,
         })
     }
+}
+
+/// Waits are explained on stderr to a person at a terminal; CI logs and -q stay quiet. Only
+/// where libtest holds no line open while a check runs: not with one test thread (its
+/// `test name ... ` waits for the outcome) and not in terse mode (one line of dots).
+fn shows_progress(libtest: &libtest_mimic::Arguments, quiet: bool, at_terminal: bool) -> bool {
+    use libtest_mimic::FormatSetting;
+    at_terminal
+        && !quiet
+        && matches!(libtest.format, None | Some(FormatSetting::Pretty))
+        && libtest.test_threads != Some(1)
 }
 
 /// The target the flags name, with the keys read from where they were given. Only a run
@@ -337,5 +351,41 @@ fn libtest_arguments(args: &RunArgs) -> Arguments {
             Color::Never => ColorSetting::Never,
         }),
         ..Arguments::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shows_progress;
+    use libtest_mimic::{Arguments, FormatSetting};
+
+    #[test]
+    fn progress_is_shown_only_where_libtest_holds_no_line_open() {
+        let with = |format, threads| Arguments {
+            format,
+            test_threads: threads,
+            ..Arguments::default()
+        };
+        assert!(shows_progress(&with(None, None), false, true));
+        assert!(shows_progress(
+            &with(Some(FormatSetting::Pretty), Some(4)),
+            false,
+            true
+        ));
+        // Not in CI logs, not with -q.
+        assert!(!shows_progress(&with(None, None), false, false));
+        assert!(!shows_progress(&with(None, None), true, true));
+        // libtest keeps `test name ... ` open while the one thread runs it, or a line of dots.
+        assert!(!shows_progress(&with(None, Some(1)), false, true));
+        assert!(!shows_progress(
+            &with(Some(FormatSetting::Terse), None),
+            false,
+            true
+        ));
+        assert!(!shows_progress(
+            &with(Some(FormatSetting::Json), None),
+            false,
+            true
+        ));
     }
 }

@@ -13,6 +13,7 @@ pub use apiconform_reference as reference;
 pub mod cli;
 pub mod config;
 mod flags;
+mod json_events;
 mod run;
 mod serve;
 mod stdout;

@@ -22,11 +22,12 @@ use crate::error::{
     AppError, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
 };
 use crate::interrupt::Interrupt;
+use crate::json_events::JsonEvents;
 use crate::record::RunRecord;
 use crate::reference::{RunningServer, ServerConfig};
 use crate::report::{self, RunInfo};
-use crate::runner::{listing_trials, planned_checks, Offered, Plan, PlannedCheck};
-use crate::stdout::{print_headline, to_stdout};
+use crate::runner::{listing_trials, planned_checks, CheckObserver, Offered, Plan, PlannedCheck};
+use crate::stdout::{print_headline, run_trials, to_stdout, STDOUT_CLOSED};
 use crate::suite::Settings;
 
 /// The embedded server regains this many requests per second after a burst, and the run
@@ -150,7 +151,7 @@ impl Target {
     }
 }
 
-/// Run the selected checks against the target and report.
+/// Start the target, run the selected checks against it, and stop it again whatever happened.
 fn execute(
     runtime: &tokio::runtime::Runtime,
     config: RunConfig,
@@ -158,6 +159,19 @@ fn execute(
 ) -> Result<ExitCode, AppError> {
     report::prepare_report_paths(&config.reports)?;
     let target = Target::start(runtime, &config.target)?;
+    let result = run_checks(runtime, config, selection, &target);
+    target.close(runtime);
+    result
+}
+
+/// Run the selected checks against a started target, write the reports, and say how the
+/// run ended.
+fn run_checks(
+    runtime: &tokio::runtime::Runtime,
+    config: RunConfig,
+    selection: &Selection,
+    target: &Target,
+) -> Result<ExitCode, AppError> {
     let embedded = target.embedded.is_some();
     let libtest_args = config.libtest.clone();
     let (mut suite, schemas, suite_hash) = (config.suite, config.schemas, config.suite_hash);
@@ -198,7 +212,17 @@ fn execute(
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
     ))?);
-    let mut trials = plan.trials(runtime.handle());
+    let mut libtest_args = libtest_args;
+    let json_events = matches!(libtest_args.format, Some(FormatSetting::Json)).then(|| {
+        // libtest's own JSON printer quotes messages oddly: its output is dropped, and the
+        // stream is written from the checks' events instead.
+        libtest_args.logfile = Some(crate::json_events::DISCARDED.to_owned());
+        Arc::new(JsonEvents::new(interrupt.clone()))
+    });
+    let observer = json_events
+        .clone()
+        .map(|events| events as Arc<dyn CheckObserver>);
+    let mut trials = plan.trials(runtime.handle(), observer);
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
@@ -238,7 +262,16 @@ fn execute(
     if config.filters.len() > 1 {
         trials.retain(|t| selection.selects(t));
     }
-    let conclusion = libtest_mimic::run(&libtest_args, trials);
+    if let Some(events) = &json_events {
+        events.suite_started(trials.iter().filter(|t| selection.selects(t)).count());
+        for &index in &not_run {
+            events.ignored(&plan.checks[index].name);
+        }
+    }
+    let conclusion = run_trials(&libtest_args, trials, &interrupt);
+    if let (Some(events), Some(conclusion)) = (&json_events, &conclusion) {
+        events.suite_finished(conclusion, clock.elapsed());
+    }
     for index in not_run {
         plan.record_not_run(
             index,
@@ -265,6 +298,13 @@ fn execute(
     let write_errors = report::write_reports(&report, &config.reports, secrets);
     // After libtest's lines; on stderr in JSON mode, where stdout is for machines.
     let summary = secrets.mask(&report::console::summary(&report));
+    if conclusion.is_none() || interrupt.cause() == Some(STDOUT_CLOSED) {
+        // Stdout closed: the reports are written, nothing more is said.
+        for error in &write_errors {
+            eprintln!("error: {error}");
+        }
+        return Err(AppError::StdoutClosed);
+    }
     if matches!(libtest_args.format, Some(FormatSetting::Json)) {
         eprint!("{summary}");
     } else {
@@ -278,7 +318,6 @@ fn execute(
             config.max_requests
         );
     }
-    target.close(runtime);
     for error in &write_errors {
         eprintln!("error: {error}");
     }
@@ -295,13 +334,15 @@ fn execute(
         return Ok(ExitCode::from(interrupted_exit_code(cause)));
     }
     // A failed check outranks a report that could not be written after all: CI must see it.
-    Ok(ExitCode::from(if conclusion.has_failed() {
-        EXIT_CHECK_FAILED
-    } else if !write_errors.is_empty() {
-        EXIT_USAGE
-    } else {
-        EXIT_OK
-    }))
+    Ok(ExitCode::from(
+        if conclusion.is_some_and(|c| c.has_failed()) {
+            EXIT_CHECK_FAILED
+        } else if !write_errors.is_empty() {
+            EXIT_USAGE
+        } else {
+            EXIT_OK
+        },
+    ))
 }
 
 /// Ask the probe path without a key: any HTTP answer means reachable. An interrupt ends the

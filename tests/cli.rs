@@ -274,6 +274,54 @@ async fn served_fault_is_reported_as_a_failing_check_without_the_key() {
     );
 }
 
+/// `--format json` is libtest's event stream, one object a line, with a failure's message as
+/// plain text (not wrapped in `Error: "..."`), and the key nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_format_streams_events_with_plain_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--format", "json", "auth::"].map(String::from);
+    let (out, config) = support::run_against_faults(&[Fault::Auth403], dir.path(), &extra).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(&config.primary_key), "{stdout}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let finished = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["name"] == name && e["event"] != "started")
+            .unwrap_or_else(|| panic!("no outcome for {name}:\n{stdout}"))
+    };
+    let failed = finished("auth::invalid_key");
+    assert_eq!(failed["event"], "failed");
+    let message = failed["stdout"].as_str().unwrap();
+    assert!(
+        message.starts_with("GET /v1/jobs") && message.contains("got 403 from GET"),
+        "{message}"
+    );
+    assert_eq!(finished("auth::valid_key")["event"], "ok");
+    let (first, last) = (&events[0], events.last().unwrap());
+    assert_eq!(
+        (&first["type"], &first["event"]),
+        (&"suite".into(), &"started".into())
+    );
+    let count = first["test_count"].as_u64().unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "started" && e["type"] == "test")
+            .count() as u64,
+        count
+    );
+    assert_eq!(
+        (&last["type"], &last["event"]),
+        (&"suite".into(), &"failed".into())
+    );
+    assert_eq!(last["failed"], 1, "{last}");
+}
+
 #[test]
 fn dry_run_sends_nothing_and_marks_side_effects() {
     // Nothing listens on this port: a sent request would fail the run.
@@ -520,6 +568,37 @@ fn a_closed_stdout_ends_list_and_dry_run_quietly() {
             out.status
         );
     }
+}
+
+#[test]
+fn a_closed_stdout_ends_a_run_quietly_and_still_writes_its_reports() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
+        .args(["--report-json", report.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut headline = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut headline)
+        .unwrap();
+    assert!(headline.starts_with("apiconform: "), "{headline}");
+    // The reader leaves after the headline, as `apiconform | head -1` does.
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], "a closed stdout", "{report}");
 }
 
 /// The CI examples end the run (and write the reports) well before the job's own timeout,

@@ -660,11 +660,14 @@ impl HttpClient {
                 return Ok(response);
             }
             if self.config.progress {
-                eprintln!(
-                    "    {check}: 429 on {}, waiting {:.1} s before retrying ({})",
-                    response.request_line,
-                    backoff.wait.as_secs_f64(),
-                    backoff.reason
+                crate::progress::show(
+                    check,
+                    &format!(
+                        "429 on {}, waiting {:.1} s before retrying ({})",
+                        response.request_line,
+                        backoff.wait.as_secs_f64(),
+                        backoff.reason
+                    ),
                 );
             }
             tracing::info!(

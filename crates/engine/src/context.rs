@@ -263,7 +263,7 @@ impl<'a> CheckContext<'a> {
     pub fn progress(&self, message: &str) {
         tracing::info!(check = self.name, "{message}");
         if self.run.options.progress {
-            eprintln!("    {}: {message}", self.name);
+            crate::progress::show(self.name, message);
         }
     }
 

@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod links;
 pub mod oracle;
 pub mod pacing;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -338,15 +338,26 @@ impl Plan {
     /// They come in [`Self::phase_order`]: libtest starts the final phase only once every
     /// other trial has started, so waiting for those to finish can never hold up a thread they
     /// need.
-    pub fn trials(self: &Arc<Self>, runtime: &Handle) -> Vec<Trial> {
+    pub fn trials(
+        self: &Arc<Self>,
+        runtime: &Handle,
+        observer: Option<Arc<dyn CheckObserver>>,
+    ) -> Vec<Trial> {
         self.phase_order()
             .into_iter()
             .map(|index| {
                 let plan = Arc::clone(self);
                 let runtime = runtime.clone();
+                let observer = observer.clone();
                 let planned = &self.checks[index];
                 Trial::ignorable_test(planned.name.clone(), move || {
+                    if let Some(observer) = &observer {
+                        observer.started(&plan.checks[index].name);
+                    }
                     let record = runtime.block_on(plan.execute(index));
+                    if let Some(observer) = &observer {
+                        observer.finished(&record);
+                    }
                     match record.outcome {
                         Outcome::Passed | Outcome::Warned => Ok(Completion::Completed),
                         Outcome::Ignored => Ok(Completion::ignored_with(record.message)),
@@ -359,6 +370,13 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// Told as each check starts and as it ends with its record, from the thread that runs it
+/// (the binary's JSON event stream is one).
+pub trait CheckObserver: Send + Sync {
+    fn started(&self, name: &str);
+    fn finished(&self, record: &CheckRecord);
 }
 
 /// Why a check stopped without a verdict, and the harness exchanges that explain it.
