@@ -14,6 +14,7 @@ use crate::flags::{Color, Format, RunArgs};
 use crate::report::{self, ReportPaths};
 use crate::schemas::SchemaSet;
 use crate::suite::Suite;
+use crate::tls::TlsOptions;
 
 /// Checks mostly wait on the network, so the embedded run uses more threads than CPUs.
 const EMBEDDED_TEST_THREADS: usize = 4;
@@ -87,6 +88,8 @@ pub struct RunConfig {
     pub reports: ReportPaths,
     /// Sent on every request to the target (`-H`, `--secret-header`).
     pub extra_headers: Vec<ExtraHeader>,
+    /// `--cacert`, `--cert`, `--cert-key`, `--insecure`.
+    pub tls: TlsOptions,
 }
 
 impl RunConfig {
@@ -134,6 +137,7 @@ impl RunConfig {
             Mode::Run
         };
         let target = target_spec(&args, mode)?;
+        let tls = tls_options(&args, &target)?;
         let embedded = matches!(target, TargetSpec::Embedded);
         let mut libtest = libtest_arguments(&args);
         if embedded {
@@ -167,8 +171,28 @@ impl RunConfig {
                 markdown: args.summary_md,
             },
             extra_headers,
+            tls,
         })
     }
+}
+
+/// The TLS flags, read and checked; refused for a target they would not touch.
+fn tls_options(args: &RunArgs, target: &TargetSpec) -> Result<TlsOptions, AppError> {
+    let tls = TlsOptions::load(
+        args.cacert.as_deref(),
+        args.cert.as_deref(),
+        args.cert_key.as_deref(),
+        args.insecure,
+    )
+    .map_err(config_error)?;
+    let https =
+        matches!(target, TargetSpec::Remote { base_url, .. } if base_url.starts_with("https://"));
+    if tls.any() && !https {
+        return Err(config_error(
+            "--cacert, --cert, --cert-key and --insecure need an https:// --base-url; they would change nothing here",
+        ));
+    }
+    Ok(tls)
 }
 
 /// Waits are explained on stderr to a person at a terminal; CI logs and -q stay quiet. Only

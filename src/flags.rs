@@ -92,6 +92,21 @@ pub(crate) struct RunArgs {
     /// output as $HEADER_<NAME> (`X-Gateway-Token` as $HEADER_X_GATEWAY_TOKEN), as keys are.
     #[arg(long, value_name = "HEADER", help_heading = "Target")]
     pub(crate) secret_header: Vec<String>,
+    /// Trust the certificate authorities in this PEM file as well as the system's (a staging
+    /// API behind an internal CA). Needs an https:// --base-url.
+    #[arg(long, value_name = "PATH", help_heading = "TLS")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for a target that asks for mutual TLS; the file may hold the
+    /// private key too, or give it with --cert-key. Sent only to the target, never to a link.
+    #[arg(long, value_name = "PATH", help_heading = "TLS")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Private key (PEM, PKCS#8, RSA or EC) of --cert.
+    #[arg(long, value_name = "PATH", requires = "cert", help_heading = "TLS")]
+    pub(crate) cert_key: Option<PathBuf>,
+    /// Do not verify the target's TLS certificate. Anyone between here and the target could
+    /// then read the key: for a throwaway sandbox only. Prefer --cacert.
+    #[arg(long, help_heading = "TLS")]
+    pub(crate) insecure: bool,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) suite: Option<PathBuf>,

@@ -194,6 +194,7 @@ fn run_checks(
         }),
         progress: show_progress,
         extra_headers: config.extra_headers.clone(),
+        tls: config.tls.clone(),
         ..ClientConfig::new(target.base_url.clone(), target.keys.primary.clone())
     };
     let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))
@@ -236,6 +237,15 @@ fn run_checks(
         ),
     };
     print_headline(&libtest_args, &headline)?;
+    if config.tls.accept_invalid_certs {
+        let warning = format!(
+            "--insecure: the TLS certificate of {} is not verified; anyone between here and there could read the key",
+            target.base_url
+        );
+        eprintln!("warning: {warning}");
+        // In every report too: a run without verification proves less.
+        plan.context.record.add_notice(&warning);
+    }
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
     probe(runtime, &plan, &interrupt)?;

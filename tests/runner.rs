@@ -239,6 +239,7 @@ fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
             ..Default::default()
         },
         extra_headers: Vec::new(),
+        tls: Default::default(),
     };
     let exit = apiconform::run(&runtime, config).expect("the run is set up");
     runtime.block_on(server.shutdown());

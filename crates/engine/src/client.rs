@@ -44,6 +44,8 @@ pub struct ClientConfig {
     pub progress: bool,
     /// Headers sent on every request to the target (`-H`, `--secret-header`).
     pub extra_headers: Vec<ExtraHeader>,
+    /// Extra roots, a client certificate, `--insecure`.
+    pub tls: crate::tls::TlsOptions,
 }
 
 /// A header the user adds to every request to the target (a gateway's token, a tenant
@@ -100,6 +102,7 @@ impl ClientConfig {
             max_rate: DEFAULT_MAX_RATE,
             progress: false,
             extra_headers: Vec::new(),
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
@@ -513,7 +516,9 @@ impl HttpClient {
         record: Arc<RunRecord>,
     ) -> Result<HttpClient, String> {
         let target = &settings.target;
-        let http = reqwest::Client::builder()
+        let http = config
+            .tls
+            .apply(reqwest::Client::builder(), true)
             // A 3xx is shown as what it is; following it could send the key to another origin.
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
@@ -1281,7 +1286,9 @@ impl HttpClient {
             .and_then(|u| u.host_str().map(String::from))
             .unwrap_or_default();
         let target = &self.settings.target;
-        reqwest::Client::builder()
+        self.config
+            .tls
+            .apply(reqwest::Client::builder(), false)
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
             .connect_timeout(Duration::from_secs_f64(target.connect_timeout_seconds))

@@ -33,6 +33,7 @@ pub mod runner;
 pub mod schemas;
 pub mod secrets;
 pub mod suite;
+pub mod tls;
 pub mod video;
 
 /// The tool's name, as reports and the User-Agent give it.
