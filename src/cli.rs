@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::config::RunConfig;
 use crate::error::AppError;
@@ -12,7 +13,8 @@ use crate::stdout::to_stdout;
 
 /// The process entry point: every error ends as one line on stderr and a documented exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(message) = cli.run.contradiction() {
         Cli::command()
             .error(clap::error::ErrorKind::ArgumentConflict, message)
@@ -39,7 +41,17 @@ pub fn main() -> ExitCode {
         .map(|()| ExitCode::SUCCESS),
         Some(Command::Man) => to_stdout(|out| clap_mangen::Man::new(Cli::command()).render(out))
             .map(|()| ExitCode::SUCCESS),
-        None => RunConfig::from_flags(cli.run).and_then(|config| crate::run(&runtime, config)),
+        None => {
+            let typed = |id: &str| {
+                matches!(
+                    matches.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            };
+            crate::config_file::apply(&mut cli.run, typed)
+                .and_then(|()| RunConfig::from_flags(cli.run))
+                .and_then(|config| crate::run(&runtime, config))
+        }
     };
     result.unwrap_or_else(|e| fail(&e))
 }

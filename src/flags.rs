@@ -56,6 +56,15 @@ pub(crate) enum Command {
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
+    /// Read settings a team sets once (target, suite, pacing, reports) from this TOML file;
+    /// flags on the command line win. Keys are never read from it. See README, "Config file".
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "APICONFORM_CONFIG",
+        help_heading = "Target"
+    )]
+    pub(crate) config: Option<PathBuf>,
     /// Base URL of the API under test, e.g. https://staging.example.com. Without it, apiconform
     /// tests its embedded reference server.
     #[arg(long, value_name = "URL", help_heading = "Target")]

@@ -12,6 +12,7 @@ pub use apiconform_reference as reference;
 
 pub mod cli;
 pub mod config;
+mod config_file;
 mod flags;
 mod json_events;
 mod run;

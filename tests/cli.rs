@@ -601,6 +601,107 @@ fn a_closed_stdout_ends_a_run_quietly_and_still_writes_its_reports() {
     assert_eq!(report["interrupted"], "a closed stdout", "{report}");
 }
 
+/// A committed config file sets the target, key file, reports and selection (paths relative to
+/// the file); flags on the command line win, and APICONFORM_CONFIG names the file too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_the_run_and_flags_on_the_command_line_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config, _log) = support::start_server(&[], dir.path()).await;
+    let conf = dir.path().join("conformance");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("key"), &config.primary_key).unwrap();
+    let file = conf.join("apiconform.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "base_url = \"{}\"\nkey_file = \"key\"\nreport_json = \"out/run.json\"\nfilters = [\"auth::valid_key\"]\nrate = 20\ndeadline = 60\nmax_requests = 50\n",
+            server.base_url
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let report = conf.join("out/run.json");
+    let checks_in_report = move || -> Vec<String> {
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let run = |args: Vec<String>, envs: Vec<(String, String)>| {
+        tokio::task::spawn_blocking(move || {
+            let envs: Vec<(&str, &str)> =
+                envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_bin(&args, &envs, QUICK)
+        })
+    };
+    let out = run(vec!["--config".into(), file.clone()], vec![])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(checks_in_report(), ["auth::valid_key"]);
+    // A FILTER typed wins over the file's, and the environment names the file.
+    let out = run(
+        vec!["auth::missing_key".into()],
+        vec![("APICONFORM_CONFIG".into(), file.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(checks_in_report(), ["auth::missing_key"]);
+    // A typed flag with a default wins too: a budget of 1 stops the run.
+    let out = run(
+        vec!["--config".into(), file, "--max-requests".into(), "1".into()],
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert!(
+        text(&out.stderr).contains("--max-requests"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn a_config_file_is_checked_like_a_suite_and_never_holds_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("apiconform.toml");
+    let path = file.display().to_string();
+    for (body, expected) in [
+        (
+            "base_url = \"https://x.example\"\nbogus = 1\n",
+            ":2:1: unknown field `bogus`",
+        ),
+        (
+            "base_url = \"https://x.example\"\nkey = \"sk_live_secret\"\n",
+            ":2:7: keys are not read from a config file",
+        ),
+        (
+            "insecure = true\n",
+            ":1:12: `insecure` is not read from a config file",
+        ),
+        ("no_tests = \"maybe\"\n", ":1:12: `no_tests` is `maybe`"),
+        (
+            "test_threads = 0\n",
+            ":1:16: `test_threads` must be at least 1",
+        ),
+        ("deadline = \"soon\"\n", ":1:12: invalid type"),
+    ] {
+        std::fs::write(&file, body).unwrap();
+        let out = run_bin(&["--config", &path, "--list"], &[], QUICK);
+        assert_one_error_line(&out, &format!("{path}{expected}"));
+        assert!(!text(&out.stderr).contains("sk_live_secret"));
+    }
+    let missing = dir.path().join("none.toml").display().to_string();
+    let out = run_bin(&["--config", &missing, "--list"], &[], QUICK);
+    assert_one_error_line(&out, "cannot read config file");
+}
+
 /// The CI examples end the run (and write the reports) well before the job's own timeout,
 /// which also has to cover the build.
 #[test]
