@@ -702,6 +702,46 @@ fn a_config_file_is_checked_like_a_suite_and_never_holds_a_key() {
     assert_one_error_line(&out, "cannot read config file");
 }
 
+/// At a terminal (a pty from util-linux's `script`), a waiting check says so in whole lines of
+/// their own, never inside libtest's; with one test thread, where libtest holds `test name
+/// ... ` open while the check runs, it says nothing.
+#[test]
+fn progress_lines_at_a_terminal_are_whole_and_off_libtests_lines() {
+    let at_terminal = |threads: &str| {
+        let command = format!(
+            "'{}' --exact lifecycle::short_clip --test-threads {threads} --color never",
+            env!("CARGO_BIN_EXE_apiconform")
+        );
+        let out = support::run_program(
+            "script",
+            &["-qec", &command, "/dev/null"],
+            &[],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        text(&out.stdout).replace('\r', "")
+    };
+    let shown = at_terminal("2");
+    let progress: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.contains("following job"))
+        .collect();
+    assert_eq!(progress.len(), 1, "{shown}");
+    assert!(
+        progress[0].starts_with("    lifecycle::short_clip: following job "),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("test [MUST] lifecycle::short_clip ... ok")),
+        "{shown}"
+    );
+    let single = at_terminal("1");
+    assert!(!single.contains("following job"), "{single}");
+    assert!(single.contains("lifecycle::short_clip ... ok"), "{single}");
+}
+
 /// The CI examples end the run (and write the reports) well before the job's own timeout,
 /// which also has to cover the build.
 #[test]

@@ -214,7 +214,18 @@ pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     envs: &[(&str, &str)],
     limit: Duration,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apiconform"));
+    run_program(env!("CARGO_BIN_EXE_apiconform"), args, envs, limit)
+}
+
+/// Run `program` (e.g. a wrapper around the binary) as [`run_bin`] runs the binary, with none
+/// of apiconform's environment variables from the developer's shell.
+pub fn run_program<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    program: &str,
+    args: &[S],
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Output {
+    let mut command = Command::new(program);
     command
         .args(args)
         .stdin(Stdio::null())
@@ -224,6 +235,7 @@ pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         "APICONFORM_API_KEY",
         "APICONFORM_SECOND_API_KEY",
         "APICONFORM_BROKE_API_KEY",
+        "APICONFORM_CONFIG",
         "RUST_LOG",
     ] {
         command.env_remove(var);
@@ -231,7 +243,9 @@ pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     for (k, v) in envs {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("spawn apiconform");
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -248,7 +262,7 @@ pub fn run_bin<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("apiconform {args:?} did not finish within {limit:?}");
+            panic!("{program} {args:?} did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
