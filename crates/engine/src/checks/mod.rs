@@ -124,11 +124,7 @@ pub type NamedCheck = (String, Box<dyn Check>);
 /// kind), each with its name, or say exactly what is wrong with the table.
 pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Vec<NamedCheck>, AppError> {
     let located = |message: String| suite.located(decl, &message);
-    let checks = if decl.kind == "job_lifecycle" {
-        lifecycle::expand(decl).map_err(located)?
-    } else {
-        vec![(decl.name.clone(), build_one(decl).map_err(located)?)]
-    };
+    let checks = build_kind(decl).map_err(located)?;
     for (_, check) in &checks {
         if let Some(missing) = check
             .schemas(&suite.settings)
@@ -143,11 +139,10 @@ pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Vec<NamedCheck>, AppErro
     Ok(checks)
 }
 
-/// Build a kind that makes one check.
-fn build_one(decl: &CheckDecl) -> Result<Box<dyn Check>, String> {
+/// Build the checks of the declaration's kind.
+fn build_kind(decl: &CheckDecl) -> Result<Vec<NamedCheck>, String> {
     let Some((_, builder)) = KINDS.iter().find(|(name, _)| *name == decl.kind) else {
-        let mut known: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
-        known.push("job_lifecycle");
+        let known: Vec<&str> = KINDS.iter().map(|(name, _)| *name).collect();
         return Err(format!(
             "unknown kind `{}` (known kinds: {})",
             decl.kind,
@@ -157,8 +152,9 @@ fn build_one(decl: &CheckDecl) -> Result<Box<dyn Check>, String> {
     builder(decl)
 }
 
-/// Builds one kind from a check's table.
-type Builder = fn(&CheckDecl) -> Result<Box<dyn Check>, String>;
+/// Builds a kind's checks from a check's table: one check, or one per input for a kind
+/// that expands (`job_lifecycle`).
+type Builder = fn(&CheckDecl) -> Result<Vec<NamedCheck>, String>;
 
 /// Every kind a suite may name, and how it is built from its parameters.
 pub const KINDS: &[(&str, Builder)] = &[
@@ -172,7 +168,7 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("error_envelope", kind::<errors::ErrorEnvelope>),
     ("not_found", kind::<errors::NotFound>),
     ("malformed_id", |decl| {
-        Ok(Box::new(errors::MalformedId::new(params(decl)?)?))
+        one(decl, errors::MalformedId::new(params(decl)?)?)
     }),
     ("error_request_id", kind::<observability::ErrorRequestId>),
     ("request_id_header", kind::<observability::RequestIdHeader>),
@@ -197,6 +193,7 @@ pub const KINDS: &[(&str, Builder)] = &[
         kind::<idempotency::TenantScoped>,
     ),
     ("start_charges_once", kind::<idempotency::StartOnce>),
+    ("job_lifecycle", lifecycle::expand),
     ("manual_start", kind::<lifecycle::ManualStart>),
     ("latency", kind::<latency::Latency>),
     ("insufficient_credits", kind::<credits::InsufficientCredits>),
@@ -207,9 +204,16 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("upload_oversize", kind::<uploads::UploadOversize>),
 ];
 
-/// A kind whose parameters deserialize straight into the check.
-fn kind<T: Check + DeserializeOwned + 'static>(decl: &CheckDecl) -> Result<Box<dyn Check>, String> {
-    Ok(Box::new(params::<T>(decl)?))
+/// A kind whose parameters deserialize straight into its one check.
+fn kind<T: Check + DeserializeOwned + 'static>(
+    decl: &CheckDecl,
+) -> Result<Vec<NamedCheck>, String> {
+    one(decl, params::<T>(decl)?)
+}
+
+/// The declaration's one check, under its name.
+fn one(decl: &CheckDecl, check: impl Check + 'static) -> Result<Vec<NamedCheck>, String> {
+    Ok(vec![(decl.name.clone(), Box::new(check))])
 }
 
 /// The kind's parameters from the check's table; unknown fields are errors.
