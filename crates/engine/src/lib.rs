@@ -24,6 +24,7 @@ pub mod hints;
 pub mod interrupt;
 pub mod jobs;
 pub mod links;
+pub mod openapi;
 pub mod oracle;
 pub mod pacing;
 pub mod progress;

@@ -57,6 +57,12 @@ impl SchemaSet {
             })?;
             documents.insert(name.clone(), (path.clone(), document));
         }
+        for (name, derived) in &suite.openapi_schemas {
+            documents.insert(
+                name.clone(),
+                (derived.origin.clone(), derived.schema.clone()),
+            );
+        }
         let retriever =
             LocalRetriever::new(documents.values().map(|(path, doc)| (path.as_str(), doc)));
         let mut validators = HashMap::new();

@@ -100,7 +100,27 @@ pub struct Suite {
     pub settings: Settings,
     /// Schema name to path relative to the suite file.
     pub schemas: BTreeMap<String, String>,
+    /// Schema name to a schema taken from the suite's OpenAPI document (`[openapi.schemas]`).
+    pub openapi_schemas: BTreeMap<String, DerivedSchema>,
     pub checks: Vec<CheckDecl>,
+}
+
+/// A schema taken from an OpenAPI document, standalone, and where it came from.
+#[derive(Clone, Debug)]
+pub struct DerivedSchema {
+    /// For messages: `getJob response 200 in openapi.json`.
+    pub origin: String,
+    pub schema: serde_json::Value,
+}
+
+/// `[openapi]`: a published document, and the schema names bound to its responses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenApi {
+    /// Path relative to the suite file; never fetched.
+    document: String,
+    #[serde(default)]
+    schemas: BTreeMap<String, crate::openapi::Selector>,
 }
 
 /// One `[[check]]` table: its common fields, and the kind's own parameters still as TOML.
@@ -721,6 +741,7 @@ struct RawSuite {
     uploads: UploadSettings,
     #[serde(default)]
     schemas: BTreeMap<String, String>,
+    openapi: Option<RawOpenApi>,
     #[serde(default, rename = "check")]
     checks: Vec<toml::Spanned<toml::Table>>,
 }
@@ -844,14 +865,66 @@ impl Suite {
             Some(offset) => at(offset, &invalid.message),
             None => config_error(format!("{}: {}", source.display(), invalid.message)),
         })?;
+        let openapi_schemas = match raw.openapi {
+            None => BTreeMap::new(),
+            Some(openapi) => {
+                let setting_at = |key: &str, message: &str| match offsets.setting(key) {
+                    Some(offset) => at(offset, message),
+                    None => config_error(format!("{}: {message}", source.display())),
+                };
+                let text = source.read_relative(&openapi.document)?;
+                let document = crate::openapi::Document::parse(&text).map_err(|why| {
+                    setting_at(
+                        "openapi.document",
+                        &format!("OpenAPI document {}: {why}", openapi.document),
+                    )
+                })?;
+                let mut derived = BTreeMap::new();
+                for (name, selector) in &openapi.schemas {
+                    let key = format!("openapi.schemas.{name}");
+                    if raw.schemas.contains_key(name) {
+                        return Err(setting_at(
+                            &key,
+                            &format!(
+                                "schema `{name}` is named in [schemas] too; give it one source"
+                            ),
+                        ));
+                    }
+                    let schema = document
+                        .schema(selector)
+                        .map_err(|why| setting_at(&key, &format!("schema `{name}`: {why}")))?;
+                    let origin = match (&selector.component, document.operation(selector)) {
+                        (Some(component), _) => format!("components/schemas/{component}"),
+                        (None, Ok(operation)) => {
+                            format!("{} response {}", operation.describe(), selector.status)
+                        }
+                        (None, Err(_)) => "an operation".into(),
+                    };
+                    derived.insert(
+                        name.clone(),
+                        DerivedSchema {
+                            origin: format!("{origin} in {}", openapi.document),
+                            schema,
+                        },
+                    );
+                }
+                derived
+            }
+        };
         Ok(Suite {
             name: raw.name,
             description: raw.description,
             source,
             settings,
             schemas: raw.schemas,
+            openapi_schemas,
             checks,
         })
+    }
+
+    /// Whether the suite names schema `name`, in `[schemas]` or `[openapi.schemas]`.
+    pub fn has_schema(&self, name: &str) -> bool {
+        self.schemas.contains_key(name) || self.openapi_schemas.contains_key(name)
     }
 
     /// A message about check `decl`, located in the suite file: at the key the message names

@@ -23,6 +23,7 @@ mod handlers;
 mod idempotency;
 mod log;
 mod named;
+pub mod openapi;
 mod ratelimit;
 mod state;
 mod time;
@@ -189,6 +190,7 @@ fn try_app(config: ServerConfig) -> io::Result<Router> {
 fn router(app: App) -> Router {
     let app = Arc::new(app);
     Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route("/health", get(handlers::health))
         .route("/api/pricing", get(handlers::pricing))
         .route("/api/download/{job_id}", get(handlers::download))

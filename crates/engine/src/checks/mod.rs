@@ -129,10 +129,10 @@ pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Vec<NamedCheck>, AppErro
         if let Some(missing) = check
             .schemas(&suite.settings)
             .iter()
-            .find(|name| !suite.schemas.contains_key(*name))
+            .find(|name| !suite.has_schema(name))
         {
             return Err(located(format!(
-                "uses schema `{missing}`, which [schemas] does not name"
+                "uses schema `{missing}`, which neither [schemas] nor [openapi.schemas] names"
             )));
         }
     }
