@@ -2,6 +2,7 @@
 //! suite loaded and its schemas compiled, the keys read from where they were given. What
 //! [`crate::run`] needs and nothing it must work out again; no request has been sent.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,6 +91,9 @@ pub struct RunConfig {
     pub extra_headers: Vec<ExtraHeader>,
     /// `--cacert`, `--cert`, `--cert-key`, `--insecure`.
     pub tls: TlsOptions,
+    /// Facts about the run known before it starts (operations `--openapi` leaves out), for
+    /// every report.
+    pub notices: Vec<String>,
 }
 
 impl RunConfig {
@@ -119,7 +123,23 @@ impl RunConfig {
         if let Some(logs) = &args.logs {
             check_log_source(logs)?;
         }
-        let mut suite = Suite::load(args.suite.as_deref())?;
+        let mode = if args.list {
+            Mode::List
+        } else if args.dry_run {
+            Mode::DryRun
+        } else {
+            Mode::Run
+        };
+        let (mut suite, notices) = match &args.openapi {
+            None => (Suite::load(args.suite.as_deref())?, Vec::new()),
+            Some(source) => {
+                // Fetched with the run's TLS options: a document on an internal host.
+                let tls = tls_options(&args, &target_spec(&args, mode)?)?;
+                let text = read_openapi(source, &tls)?;
+                let params = openapi_params(&args.params)?;
+                crate::openapi::generated_suite(&text, source, &params)?
+            }
+        };
         let schemas = SchemaSet::load(&suite)?;
         if let Some(timeout) = args.timeout {
             suite.settings.target.timeout_seconds = timeout;
@@ -129,13 +149,6 @@ impl RunConfig {
         }
         let extra_headers = extra_headers(&args, &suite.settings.auth.header)?;
         let suite_hash = report::suite_hash(&suite.source)?;
-        let mode = if args.list {
-            Mode::List
-        } else if args.dry_run {
-            Mode::DryRun
-        } else {
-            Mode::Run
-        };
         let target = target_spec(&args, mode)?;
         let tls = tls_options(&args, &target)?;
         let embedded = matches!(target, TargetSpec::Embedded);
@@ -172,8 +185,35 @@ impl RunConfig {
             },
             extra_headers,
             tls,
+            notices,
         })
     }
+}
+
+/// `--param NAME=VALUE`s, by name.
+fn openapi_params(params: &[String]) -> Result<BTreeMap<String, String>, AppError> {
+    params
+        .iter()
+        .map(|param| match param.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+            _ => Err(config_error(format!(
+                "--param `{param}`: expected NAME=VALUE, e.g. --param job_id=job_123"
+            ))),
+        })
+        .collect()
+}
+
+/// The text of `--openapi`: a file, or a document fetched from an http(s) URL.
+fn read_openapi(source: &str, tls: &TlsOptions) -> Result<String, AppError> {
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        return std::fs::read_to_string(source)
+            .map_err(|e| config_error(format!("--openapi {source}: cannot read it: {e}")));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Environment(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(crate::openapi::fetch(source, tls))
 }
 
 /// The TLS flags, read and checked; refused for a target they would not touch.

@@ -116,6 +116,25 @@ pub(crate) struct RunArgs {
     /// then read the key: for a throwaway sandbox only. Prefer --cacert.
     #[arg(long, help_heading = "TLS")]
     pub(crate) insecure: bool,
+    /// Check a live API against its published OpenAPI document (a path, or an http(s) URL
+    /// fetched without the key) instead of a suite: every GET operation's documented reply and
+    /// schema, a refusal without the key, request ids. Says which operations it left out, and why.
+    #[arg(
+        long,
+        value_name = "PATH_OR_URL",
+        conflicts_with = "suite",
+        help_heading = "Suite"
+    )]
+    pub(crate) openapi: Option<String>,
+    /// A path parameter for --openapi, as NAME=VALUE (repeatable): operations whose path
+    /// needs it (`/v1/jobs/{job_id}`) are exercised with it.
+    #[arg(
+        long = "param",
+        value_name = "NAME=VALUE",
+        requires = "openapi",
+        help_heading = "Suite"
+    )]
+    pub(crate) params: Vec<String>,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) suite: Option<PathBuf>,

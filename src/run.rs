@@ -46,6 +46,11 @@ pub fn run(runtime: &tokio::runtime::Runtime, config: RunConfig) -> Result<ExitC
     let checks = planned_checks(&config.suite)?;
     let trials = listing_trials(&checks);
     let selection = Selection::new(&config.libtest, &config.filters);
+    if config.mode != Mode::Run {
+        for notice in &config.notices {
+            eprintln!("apiconform: {notice}");
+        }
+    }
     if config.mode == Mode::List {
         let settings = &config.suite.settings;
         to_stdout(|out| print_list(out, &checks, settings, &selection, &trials))?;
@@ -237,6 +242,9 @@ fn run_checks(
         ),
     };
     print_headline(&libtest_args, &headline)?;
+    for notice in &config.notices {
+        plan.context.record.add_notice(notice);
+    }
     if config.tls.accept_invalid_certs {
         let warning = format!(
             "--insecure: the TLS certificate of {} is not verified; anyone between here and there could read the key",

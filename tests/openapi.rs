@@ -204,3 +204,139 @@ async fn a_wrong_openapi_binding_is_a_located_suite_error() {
         text(&out.stderr)
     );
 }
+
+/// `--openapi` against a served reference server: the run the document alone drives, what it
+/// says it left out, and its verdicts both ways.
+async fn openapi_run(faults: &[Fault], extra: &[&str]) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, config, _log) = support::start_server(faults, dir.path()).await;
+    let report = dir.path().join("run.json");
+    let mut args: Vec<String> = vec![
+        "--base-url".into(),
+        server.base_url.clone(),
+        "--openapi".into(),
+        format!("{}/openapi.json", server.base_url),
+        "--report-json".into(),
+        report.display().to_string(),
+        "--rate".into(),
+        "50".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let key = config.primary_key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run_bin(
+            &args,
+            &[("APICONFORM_API_KEY", &key)],
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or(Value::Null);
+    (out, report)
+}
+
+fn outcome<'a>(report: &'a Value, check: &str) -> &'a str {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == check)
+        .unwrap_or_else(|| panic!("no {check} in {report}"))["outcome"]
+        .as_str()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openapi_run_passes_against_the_reference_server_and_says_what_it_left_out() {
+    let (out, report) = openapi_run(&[], &[]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for check in [
+        "openapi::listJobs::response",
+        "openapi::listJobs::without_key",
+        "openapi::getHealth::response",
+        "openapi::request_ids",
+    ] {
+        assert_eq!(outcome(&report, check), "passed", "{check}: {stdout}");
+    }
+    assert!(
+        stdout
+            .contains("getJob (GET /v1/jobs/{job_id}) not exercised: it needs --param job_id=...")
+            && stdout.contains("createJob (POST /v1/jobs) not exercised: only GET operations"),
+        "{stdout}"
+    );
+    let notices = report["notices"].to_string();
+    assert!(notices.contains("not exercised"), "{notices}");
+    // An operation with a path parameter runs once it is given.
+    let (out, report) = openapi_run(&[], &["--param", "job_id=job_unknown", "getJob"]).await;
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    assert_eq!(outcome(&report, "openapi::getJob::response"), "failed");
+    assert!(
+        text(&out.stdout).contains("expected status 2xx, got 404 from GET /v1/jobs/job_unknown"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openapi_run_fails_where_the_server_breaks_its_document() {
+    // A list off its documented schema.
+    let (out, report) = openapi_run(&[Fault::ListBadShape], &[]).await;
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    assert_eq!(outcome(&report, "openapi::listJobs::response"), "failed");
+    assert_eq!(outcome(&report, "openapi::getHealth::response"), "passed");
+    // A refusal without the key whose body is not the documented error.
+    let (out, report) = openapi_run(&[Fault::AuthPlainError], &[]).await;
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stdout));
+    assert_eq!(outcome(&report, "openapi::listJobs::without_key"), "failed");
+    assert_eq!(outcome(&report, "openapi::listJobs::response"), "passed");
+    // 403 for a missing key is a refusal too, and the document gives 401 and 403 the same schema.
+    let (_, report) = openapi_run(&[Fault::Auth403], &[]).await;
+    assert_eq!(
+        outcome(&report, "openapi::listJobs::without_key"),
+        "passed",
+        "403 is allowed"
+    );
+    let (out, report) = openapi_run(&[Fault::ListRejectsValidKey], &[]).await;
+    assert_eq!(out.status.code(), Some(101));
+    assert_eq!(outcome(&report, "openapi::listJobs::response"), "failed");
+}
+
+#[test]
+fn bad_openapi_input_is_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.json").display().to_string();
+    let swagger = dir.path().join("swagger.json");
+    std::fs::write(&swagger, r#"{"swagger": "2.0"}"#).unwrap();
+    let swagger = swagger.display().to_string();
+    for (args, expected) in [
+        (
+            vec!["--openapi", missing.as_str(), "--list"],
+            "cannot read it",
+        ),
+        (
+            vec!["--openapi", swagger.as_str(), "--list"],
+            "only OpenAPI 3.0.x and 3.1.x",
+        ),
+        (
+            vec!["--openapi", swagger.as_str(), "--param", "job_id", "--list"],
+            "expected NAME=VALUE",
+        ),
+        (
+            vec!["--openapi", swagger.as_str(), "--suite", "s.toml", "--list"],
+            "cannot be used with",
+        ),
+        (vec!["--param", "a=b", "--list"], "--openapi"),
+    ] {
+        let out = run_bin(&args, &[], Duration::from_secs(30));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -257,6 +257,280 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The raw operation object.
+    fn operation_object(&self, operation: &Operation) -> Option<&Value> {
+        self.raw.pointer(&format!(
+            "/paths/{}/{}",
+            escape(&operation.path),
+            operation.method.to_ascii_lowercase()
+        ))
+    }
+
+    /// Each response key `operation` documents, and whether it gives a JSON schema.
+    pub fn documented_responses(&self, operation: &Operation) -> Vec<(String, bool)> {
+        let keys: Vec<String> = self
+            .operation_object(operation)
+            .and_then(|op| op.get("responses"))
+            .and_then(Value::as_object)
+            .map(|responses| responses.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.into_iter()
+            .map(|key| {
+                let has_schema = self.response_schema(operation, &key).is_ok();
+                (key, has_schema)
+            })
+            .collect()
+    }
+
+    /// Whether `operation` asks for credentials: its own `security`, else the document's;
+    /// an empty requirement (`{}`) among them makes them optional.
+    pub fn secured(&self, operation: &Operation) -> bool {
+        let requirements = self
+            .operation_object(operation)
+            .and_then(|op| op.get("security"))
+            .or_else(|| self.raw.get("security"))
+            .and_then(Value::as_array);
+        requirements.is_some_and(|list| {
+            !list.is_empty()
+                && list
+                    .iter()
+                    .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        })
+    }
+
+    /// The header a key goes in and what precedes it, from the first security scheme that is
+    /// an API key in a header or HTTP bearer auth.
+    pub fn key_header(&self) -> Option<(String, String)> {
+        let schemes = self
+            .raw
+            .pointer("/components/securitySchemes")?
+            .as_object()?;
+        schemes.values().find_map(|scheme| {
+            match (
+                scheme.get("type").and_then(Value::as_str),
+                scheme.get("in").and_then(Value::as_str),
+                scheme.get("scheme").and_then(Value::as_str),
+            ) {
+                (Some("apiKey"), Some("header"), _) => scheme
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(|name| (name.to_owned(), String::new())),
+                (Some("http"), _, Some(s)) if s.eq_ignore_ascii_case("bearer") => {
+                    Some(("Authorization".into(), "Bearer ".into()))
+                }
+                _ => None,
+            }
+        })
+    }
+}
+
+/// A suite made from a document alone (`apiconform --openapi`): for every GET operation whose
+/// path parameters are all given in `params`, its reply with the key is a documented 2xx that
+/// matches its schema, a secured one refuses a request without a key with a documented 401
+/// or 403, and every reply carries a request id. Also says, for each operation left out,
+/// why.
+pub fn generated_suite(
+    document_text: &str,
+    origin: &str,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(crate::suite::Suite, Vec<String>), crate::error::AppError> {
+    use toml::{Table, Value as T};
+    let document = Document::parse(document_text)
+        .map_err(|why| crate::error::config_error(format!("OpenAPI document {origin}: {why}")))?;
+    let mut schemas = Table::new();
+    let mut checks = Vec::new();
+    let mut exercised = Vec::new();
+    let mut left_out = Vec::new();
+    for operation in &document.operations {
+        if operation.method != "GET" {
+            left_out.push(format!(
+                "{} not exercised: only GET operations are sent without a hand-written suite",
+                operation.describe()
+            ));
+            continue;
+        }
+        let missing: Vec<&str> = operation
+            .path_parameters()
+            .into_iter()
+            .filter(|p| !params.contains_key(*p))
+            .collect();
+        if !missing.is_empty() {
+            let flags: Vec<String> = missing.iter().map(|p| format!("--param {p}=...")).collect();
+            left_out.push(format!(
+                "{} not exercised: it needs {}",
+                operation.describe(),
+                flags.join(" ")
+            ));
+            continue;
+        }
+        let path = params
+            .iter()
+            .fold(operation.path.clone(), |path, (name, value)| {
+                path.replace(&format!("{{{name}}}"), &crate::suite::encode_segment(value))
+            });
+        let name = check_name(operation);
+        let mut responses = Table::new();
+        for (status, has_schema) in document.documented_responses(operation) {
+            let schema_name = if has_schema {
+                let schema_name = format!("{name}.{status}");
+                let mut selector = Table::new();
+                selector.insert("method".into(), T::String(operation.method.clone()));
+                selector.insert("path".into(), T::String(operation.path.clone()));
+                selector.insert("status".into(), T::String(status.clone()));
+                schemas.insert(schema_name.clone(), T::Table(selector));
+                schema_name
+            } else {
+                String::new()
+            };
+            responses.insert(status, T::String(schema_name));
+        }
+        let request = |credential: &str| {
+            let mut request = Table::new();
+            request.insert("path".into(), T::String(path.clone()));
+            request.insert("credential".into(), T::String(credential.into()));
+            T::Table(request)
+        };
+        let check = |suffix: &str, credential: &str, expect: T| {
+            let mut check = Table::new();
+            check.insert(
+                "name".into(),
+                T::String(format!("openapi::{name}::{suffix}")),
+            );
+            check.insert("level".into(), T::String("MUST".into()));
+            check.insert("kind".into(), T::String("documented_response".into()));
+            check.insert("request".into(), request(credential));
+            check.insert("operation".into(), T::String(operation.describe()));
+            check.insert("responses".into(), T::Table(responses.clone()));
+            check.insert("expect_status".into(), expect);
+            T::Table(check)
+        };
+        checks.push(check("response", "valid", T::String("2xx".into())));
+        if document.secured(operation) {
+            checks.push(check(
+                "without_key",
+                "missing",
+                T::Array(vec![T::Integer(401), T::Integer(403)]),
+            ));
+        }
+        exercised.push(request("valid"));
+    }
+    if exercised.is_empty() {
+        return Err(crate::error::config_error(format!(
+            "OpenAPI document {origin}: no operation can be exercised: {}",
+            left_out.join("; ")
+        )));
+    }
+    let mut request_ids = Table::new();
+    request_ids.insert("name".into(), T::String("openapi::request_ids".into()));
+    request_ids.insert("level".into(), T::String("SHOULD".into()));
+    request_ids.insert("kind".into(), T::String("request_id_header".into()));
+    request_ids.insert("requests".into(), T::Array(exercised.clone()));
+    checks.push(T::Table(request_ids));
+
+    let mut suite = Table::new();
+    let title = document
+        .raw
+        .pointer("/info/title")
+        .and_then(Value::as_str)
+        .unwrap_or(origin);
+    suite.insert("name".into(), T::String(format!("openapi: {title}")));
+    let mut target = Table::new();
+    // Any HTTP answer tells the target is up: the first path the run reads anyway.
+    if let Some(T::String(first)) = exercised[0].get("path") {
+        target.insert("probe_path".into(), T::String(first.clone()));
+    }
+    suite.insert("target".into(), T::Table(target));
+    if let Some((header, prefix)) = document.key_header() {
+        let mut auth = Table::new();
+        auth.insert("header".into(), T::String(header));
+        auth.insert("prefix".into(), T::String(prefix));
+        suite.insert("auth".into(), T::Table(auth));
+    }
+    let mut openapi = Table::new();
+    openapi.insert("document".into(), T::String(origin.into()));
+    openapi.insert("schemas".into(), T::Table(schemas));
+    suite.insert("openapi".into(), T::Table(openapi));
+    suite.insert("check".into(), T::Array(checks));
+    let text = toml::to_string(&suite).map_err(|e| {
+        crate::error::config_error(format!("cannot write the suite for {origin}: {e}"))
+    })?;
+    let source = crate::suite::SuiteSource::Generated {
+        origin: origin.into(),
+        document: document_text.into(),
+    };
+    let suite = crate::suite::Suite::parse(&text, source)?;
+    let notices = left_out
+        .into_iter()
+        .map(|line| format!("openapi: {line}"))
+        .collect();
+    Ok((suite, notices))
+}
+
+/// Fetch a published document from `url` (without the key, redirects not followed, at most
+/// 16 MiB). No answer at all is an unreachable target; a non-2xx or an oversize or non-UTF-8
+/// body is a usage error.
+pub async fn fetch(
+    url: &str,
+    tls: &crate::tls::TlsOptions,
+) -> Result<String, crate::error::AppError> {
+    use crate::error::{config_error, AppError};
+    const MAX_BYTES: usize = 16 << 20;
+    let unreachable = |e: reqwest::Error| AppError::Unreachable {
+        url: url.to_owned(),
+        cause: crate::client::error_chain(&e),
+    };
+    let client = tls
+        .apply(reqwest::Client::builder(), true)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30))
+        .user_agent(concat!("apiconform/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+    let response = client.get(url).send().await.map_err(unreachable)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(config_error(format!(
+            "--openapi {url}: answered {status}, not the document"
+        )));
+    }
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BYTES {
+            return Err(config_error(format!(
+                "--openapi {url}: the document is over {} MiB",
+                MAX_BYTES >> 20
+            )));
+        }
+    }
+    String::from_utf8(body)
+        .map_err(|_| config_error(format!("--openapi {url}: the document is not UTF-8")))
+}
+
+/// A check name segment for `operation`: its id, or its method and path, in the characters
+/// a filter can type.
+fn check_name(operation: &Operation) -> String {
+    let raw = match &operation.id {
+        Some(id) => id.clone(),
+        None => format!(
+            "{}_{}",
+            operation.method.to_ascii_lowercase(),
+            operation.path
+        ),
+    };
+    let mut name: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    while name.contains("__") {
+        name = name.replace("__", "_");
+    }
+    name.trim_matches('_').to_owned()
+}
+
 /// A JSON pointer segment for `key` (`/` and `~` escaped).
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")

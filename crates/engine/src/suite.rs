@@ -52,6 +52,12 @@ pub const PLACEHOLDERS: &[&str] = &["job_id", "unknown_job_id", "malformed_id"];
 pub enum SuiteSource {
     Bundled,
     File(PathBuf),
+    /// Built by `apiconform --openapi` from the document at `origin` (a path or URL), whose
+    /// text is the one file it names.
+    Generated {
+        origin: String,
+        document: String,
+    },
 }
 
 impl SuiteSource {
@@ -60,6 +66,7 @@ impl SuiteSource {
         match self {
             SuiteSource::Bundled => format!("{BUNDLED_SUITE_PATH} (bundled)"),
             SuiteSource::File(path) => path.display().to_string(),
+            SuiteSource::Generated { origin, .. } => format!("the suite generated from {origin}"),
         }
     }
 
@@ -76,6 +83,13 @@ impl SuiteSource {
                         self.display()
                     ))
                 }),
+            SuiteSource::Generated { origin, document } if relative == origin => {
+                Ok(document.clone())
+            }
+            SuiteSource::Generated { .. } => Err(config_error(format!(
+                "{}: no file {relative}",
+                self.display()
+            ))),
             SuiteSource::File(suite_path) => {
                 let dir = suite_path.parent().unwrap_or(Path::new("."));
                 let path = dir.join(relative);

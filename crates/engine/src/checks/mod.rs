@@ -8,6 +8,7 @@
 
 mod auth;
 mod credits;
+mod documented;
 mod errors;
 mod idempotency;
 mod latency;
@@ -202,6 +203,10 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("upload_video_url", kind::<uploads::UploadVideoUrl>),
     ("upload_wrong_type", kind::<uploads::UploadWrongType>),
     ("upload_oversize", kind::<uploads::UploadOversize>),
+    (
+        "documented_response",
+        kind::<documented::DocumentedResponse>,
+    ),
 ];
 
 /// A kind whose parameters deserialize straight into its one check.

@@ -263,6 +263,7 @@ pub fn areas(report: &Report) -> Vec<&str> {
 pub fn suite_hash(source: &SuiteSource) -> Result<String, AppError> {
     let text = match source {
         SuiteSource::Bundled => BUNDLED_SUITE.as_bytes().to_vec(),
+        SuiteSource::Generated { document, .. } => document.as_bytes().to_vec(),
         SuiteSource::File(path) => std::fs::read(path).map_err(|e| {
             AppError::Environment(format!("cannot read suite {}: {e}", path.display()))
         })?,
