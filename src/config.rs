@@ -77,6 +77,8 @@ pub struct RunConfig {
     pub deadline: Duration,
     pub allow_writes: bool,
     pub strict: bool,
+    /// Drift fails the checks that saw it (`--strict-drift`).
+    pub strict_drift: bool,
     pub logs: Option<PathBuf>,
     pub job_id: Option<String>,
     /// Explain long waits on stderr (a person is watching a terminal).
@@ -168,6 +170,7 @@ impl RunConfig {
             deadline: Duration::from_secs_f64(args.deadline),
             allow_writes: args.allow_writes || embedded,
             strict: args.strict,
+            strict_drift: args.strict_drift,
             logs: args.logs,
             job_id: args.job_id,
             progress: shows_progress(

@@ -30,6 +30,7 @@ struct ConfigFile {
     job_id: Option<String>,
     allow_writes: Option<bool>,
     strict: Option<bool>,
+    strict_drift: Option<bool>,
     logs: Option<PathBuf>,
     rate: Option<f64>,
     max_requests: Option<u64>,
@@ -124,6 +125,7 @@ pub(crate) fn apply(
     args.connect_timeout = args.connect_timeout.or(file.connect_timeout);
     args.allow_writes |= file.allow_writes.unwrap_or(false);
     args.strict |= file.strict.unwrap_or(false);
+    args.strict_drift |= file.strict_drift.unwrap_or(false);
     // The file's first, then the command line's.
     args.headers.splice(0..0, file.headers);
     args.skip.splice(0..0, file.skip);

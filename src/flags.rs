@@ -147,6 +147,10 @@ pub(crate) struct RunArgs {
     /// SHOULD-level findings fail the run instead of warning.
     #[arg(long, help_heading = "Suite")]
     pub(crate) strict: bool,
+    /// Drift (fields live responses carry that the schemas do not declare) fails the checks
+    /// that saw it, instead of being reported beside them.
+    #[arg(long, help_heading = "Suite")]
+    pub(crate) strict_drift: bool,
     /// A file the target writes its logs to; request and job ids the run saw must appear in it.
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) logs: Option<PathBuf>,

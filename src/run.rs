@@ -207,6 +207,7 @@ fn run_checks(
     let options = RunOptions {
         allow_writes: config.allow_writes,
         strict: config.strict,
+        strict_drift: config.strict_drift,
         logs: config.logs.clone().or_else(|| target.embedded_log.clone()),
         job_id: config.job_id.clone(),
         poll_interval: embedded.then_some(Duration::from_millis(100)),

@@ -86,6 +86,7 @@ fn check(
         outcome,
         message: message.into(),
         findings: Vec::new(),
+        drift: Vec::new(),
         duration: Duration::from_millis(250),
         exchanges,
         flaky: false,

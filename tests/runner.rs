@@ -223,6 +223,7 @@ fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
         deadline: Duration::from_secs(60),
         allow_writes: false,
         strict: false,
+        strict_drift: false,
         logs: None,
         job_id: None,
         progress: false,

@@ -143,6 +143,7 @@ pub async fn run_default_suite_with(
     let options = RunOptions {
         allow_writes: true,
         strict,
+        strict_drift: false,
         logs: Some(log),
         job_id: None,
         poll_interval: Some(Duration::from_millis(50)),

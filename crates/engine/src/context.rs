@@ -20,6 +20,9 @@ pub struct RunOptions {
     pub allow_writes: bool,
     /// SHOULD-level findings fail instead of warning.
     pub strict: bool,
+    /// Drift (fields the schemas do not declare) fails the check instead of being reported
+    /// beside it.
+    pub strict_drift: bool,
     /// A file the target's logs are written to.
     pub logs: Option<PathBuf>,
     /// An existing job to read.

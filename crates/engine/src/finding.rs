@@ -9,6 +9,33 @@ use serde::Serialize;
 use crate::client::Response;
 use crate::secrets::Secrets;
 
+/// The rule of a field a live response carries that its schema does not declare: drift, not
+/// a violation (see [`split_drift`]).
+pub const DRIFT_FIELD: &str = "drift.field";
+
+/// Split drift from violations: drift (one per rule and place) is reported on its own and
+/// fails nothing, unless `strict` (`--strict-drift`) keeps it among the violations too.
+pub fn split_drift(findings: Vec<Finding>, strict: bool) -> (Vec<Finding>, Vec<Finding>) {
+    let mut drift: Vec<Finding> = Vec::new();
+    let mut violations = Vec::new();
+    for finding in findings {
+        if finding.rule.starts_with("drift.") {
+            if !drift
+                .iter()
+                .any(|d| d.rule == finding.rule && d.pointer == finding.pointer)
+            {
+                drift.push(finding.clone());
+            }
+            if strict {
+                violations.push(finding);
+            }
+        } else {
+            violations.push(finding);
+        }
+    }
+    (violations, drift)
+}
+
 /// A violation: which rule, in words, what was expected and seen, where, and on which exchanges.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {

@@ -96,6 +96,9 @@ pub struct CheckRecord {
     /// The violations it saw (masked). An errored check that the run's job set-up stopped has
     /// one, `run.job_setup`, citing that step's exchange.
     pub findings: Vec<Finding>,
+    /// Fields seen in live responses that the schema does not declare; never a failure
+    /// unless `--strict-drift` (then they are among `findings` too).
+    pub drift: Vec<Finding>,
     pub duration: Duration,
     /// Ids of the exchanges this check made (see [`RunRecord::exchanges`]).
     pub exchanges: Vec<usize>,

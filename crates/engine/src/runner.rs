@@ -172,6 +172,13 @@ impl Plan {
         };
         let planned = &self.checks[index];
         let secrets = self.context.client.secrets();
+        let mut drift = Vec::new();
+        let result = result.map(|(findings, notes)| {
+            let (violations, seen) =
+                finding::split_drift(findings, self.context.options.strict_drift);
+            drift = seen;
+            (violations, notes)
+        });
         let (outcome, message, findings) = match result {
             Ok((findings, notes)) if findings.is_empty() => {
                 (Outcome::Passed, notes.join("\n"), findings)
@@ -208,6 +215,7 @@ impl Plan {
             outcome,
             message: secrets.mask(&message),
             findings: findings.iter().map(|f| f.masked(secrets)).collect(),
+            drift: drift.iter().map(|f| f.masked(secrets)).collect(),
             duration: started.elapsed(),
             exchanges: self
                 .context
@@ -256,6 +264,7 @@ impl Plan {
             outcome: Outcome::Ignored,
             message: reason.to_string(),
             findings: Vec::new(),
+            drift: Vec::new(),
             duration: std::time::Duration::ZERO,
             exchanges: Vec::new(),
             flaky: false,

@@ -39,7 +39,22 @@ impl std::fmt::Display for Violation {
 /// The suite's schemas, by the name the suite gives them.
 pub struct SchemaSet {
     validators: HashMap<String, jsonschema::Validator>,
+    /// The schema documents themselves, by name and by `$id`, for [`SchemaSet::drift`].
+    documents: HashMap<String, Value>,
+    by_id: HashMap<String, Value>,
 }
+
+/// A field a live response carries that its schema does not declare (and, by allowing extra
+/// fields, does not forbid): the provider changed its API ahead of its documentation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Drift {
+    /// JSON pointer of the field in the response (`/meta`), with `*` for every item of an
+    /// array (`/jobs/*/meta`): one drift, however many items show it.
+    pub path: String,
+}
+
+/// How deep [`SchemaSet::drift`] follows a schema: a recursive one stops here.
+const DRIFT_DEPTH: usize = 24;
 
 impl SchemaSet {
     /// Read and compile every schema the suite names. Any failure is a configuration error.
@@ -79,7 +94,141 @@ impl SchemaSet {
                 })?;
             validators.insert(name.clone(), validator);
         }
-        Ok(SchemaSet { validators })
+        let by_id = documents
+            .values()
+            .filter_map(|(_, doc)| {
+                let id = doc.get("$id")?.as_str()?;
+                Some((id.to_string(), doc.clone()))
+            })
+            .collect();
+        let documents = documents
+            .into_iter()
+            .map(|(name, (_, doc))| (name, doc))
+            .collect();
+        Ok(SchemaSet {
+            validators,
+            documents,
+            by_id,
+        })
+    }
+
+    /// Fields of `document` that schema `name` does not declare, where it declares the fields
+    /// of that object (an object the schema leaves open, with no `properties` and no
+    /// `additionalProperties`, has none to compare with).
+    pub fn drift(&self, name: &str, document: &Value) -> Vec<Drift> {
+        let Some(schema) = self.documents.get(name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        self.undeclared(schema, &[schema], document, String::new(), 0, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The subschemas `schema` applies to the same value: itself, its `$ref`, and the
+    /// branches of `allOf`, `anyOf`, `oneOf`, `then` and `else`, each with the document it is
+    /// in (a `#` ref resolves in it).
+    fn branches<'s>(
+        &'s self,
+        root: &'s Value,
+        schema: &'s Value,
+        depth: usize,
+        out: &mut Vec<(&'s Value, &'s Value)>,
+    ) {
+        if depth > DRIFT_DEPTH {
+            return;
+        }
+        out.push((root, schema));
+        if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+            let (base, pointer) = target.split_once('#').unwrap_or((target, ""));
+            let doc = if base.is_empty() {
+                Some(root)
+            } else {
+                self.by_id.get(base)
+            };
+            if let Some((doc, resolved)) = doc.and_then(|doc| Some((doc, doc.pointer(pointer)?))) {
+                self.branches(doc, resolved, depth + 1, out);
+            }
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            for branch in schema
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                self.branches(root, branch, depth + 1, out);
+            }
+        }
+        for key in ["then", "else"] {
+            if let Some(branch) = schema.get(key) {
+                self.branches(root, branch, depth + 1, out);
+            }
+        }
+    }
+
+    fn undeclared(
+        &self,
+        root: &Value,
+        schemas: &[&Value],
+        value: &Value,
+        path: String,
+        depth: usize,
+        out: &mut Vec<Drift>,
+    ) {
+        if depth > DRIFT_DEPTH {
+            return;
+        }
+        let mut branches = Vec::new();
+        for schema in schemas {
+            self.branches(root, schema, depth, &mut branches);
+        }
+        match value {
+            Value::Object(object) => {
+                let declares = |key: &str| branches.iter().any(|(_, s)| s.get(key).is_some());
+                // Extra fields are then the schema's own business (forbidden or typed).
+                if declares("additionalProperties")
+                    || declares("patternProperties")
+                    || declares("unevaluatedProperties")
+                    || !declares("properties")
+                {
+                    return;
+                }
+                for (key, child) in object {
+                    let declared: Vec<(&Value, &Value)> = branches
+                        .iter()
+                        .filter_map(|(r, s)| Some((*r, s.get("properties")?.get(key)?)))
+                        .collect();
+                    let child_path =
+                        format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+                    if declared.is_empty() {
+                        out.push(Drift { path: child_path });
+                        continue;
+                    }
+                    for (r, s) in declared {
+                        self.undeclared(r, &[s], child, child_path.clone(), depth + 1, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (r, s) in &branches {
+                    if let Some(item_schema) = s.get("items") {
+                        for item in items {
+                            self.undeclared(
+                                r,
+                                &[item_schema],
+                                item,
+                                format!("{path}/*"),
+                                depth + 1,
+                                out,
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -356,5 +505,39 @@ mod tests {
             violations.iter().any(|v| v.rule == "required"),
             "{violations:?}"
         );
+    }
+
+    #[test]
+    fn drift_is_every_field_the_schema_does_not_declare() {
+        let set = bundled();
+        let mut job = json!({
+            "id": "j", "status": "pending", "progress": 0, "output_url": null, "error": null,
+            "created_at": "2026-12-02T00:00:00Z", "duration_seconds": null, "billing_status": null,
+            "webhook_events": {"anything": 1}
+        });
+        assert_eq!(
+            set.drift("job", &job),
+            vec![],
+            "every field declared; webhook_events is open"
+        );
+        job["queue_position"] = json!(3);
+        job["meta"] = json!({"region": "eu"});
+        let paths: Vec<String> = set.drift("job", &job).into_iter().map(|d| d.path).collect();
+        assert_eq!(paths, ["/meta", "/queue_position"]);
+        // Through the list's if/then/else and its $ref to the job schema, once per field.
+        let list = json!({"jobs": [job.clone(), job.clone()], "total": 2, "cursor": "x"});
+        let paths: Vec<String> = set
+            .drift("job_list", &list)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(paths, ["/cursor", "/jobs/*/meta", "/jobs/*/queue_position"]);
+        let bare = json!([job]);
+        let paths: Vec<String> = set
+            .drift("job_list", &bare)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(paths, ["/*/meta", "/*/queue_position"]);
     }
 }

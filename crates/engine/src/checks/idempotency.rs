@@ -115,14 +115,15 @@ fn writes_alone() -> Needs {
 #[serde(deny_unknown_fields)]
 pub struct ReadsAreSafe {
     request: RequestSpec,
-    #[serde(default = "three")]
+    #[serde(default = "reads_compared")]
     reads: u32,
     /// JSON pointers of fields allowed to change between reads (a server clock, say).
     #[serde(default)]
     ignore: Vec<String>,
 }
 
-fn three() -> u32 {
+/// Enough reads to see a charge or a change that one repeat could miss.
+fn reads_compared() -> u32 {
     3
 }
 

@@ -18,18 +18,20 @@ use crate::suite::{PathTemplate, RequestSpec, Settings};
 pub struct Latency {
     /// Sent `samples` times; every exchange of the run to the same path template counts too.
     request: RequestSpec,
-    #[serde(default = "five")]
+    #[serde(default = "samples_sent")]
     samples: u32,
-    #[serde(default = "two")]
+    #[serde(default = "prompt_read_seconds")]
     p95_max_seconds: f64,
     median_max_seconds: Option<f64>,
 }
 
-fn five() -> u32 {
+/// Requests sent by the check itself, beside every matching exchange of the run.
+fn samples_sent() -> u32 {
     5
 }
 
-fn two() -> f64 {
+/// What "answers promptly" means for a status read, at the 95th percentile.
+fn prompt_read_seconds() -> f64 {
     2.0
 }
 

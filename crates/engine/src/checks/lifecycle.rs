@@ -196,18 +196,20 @@ pub struct ManualStart {
     /// The create body; `auto_start = false` is added when absent.
     body: Option<Value>,
     /// How long to watch the job stay pending before starting it.
-    #[serde(default = "one_second")]
+    #[serde(default = "pending_watch_seconds")]
     observe_seconds: f64,
     /// The status the start reply must carry.
-    #[serde(default = "processing")]
+    #[serde(default = "started_state")]
     expect_start_status: String,
 }
 
-fn one_second() -> f64 {
+/// Long enough to see a job that starts by itself when it should not.
+fn pending_watch_seconds() -> f64 {
     1.0
 }
 
-fn processing() -> String {
+/// The state a started job reports in the start reply.
+fn started_state() -> String {
     "processing".into()
 }
 

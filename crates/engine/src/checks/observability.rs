@@ -139,11 +139,12 @@ impl Check for RequestIdHeader {
 #[serde(deny_unknown_fields)]
 pub struct RequestIdUnique {
     requests: Vec<RequestSpec>,
-    #[serde(default = "three")]
+    #[serde(default = "repeats_compared")]
     repeat: u32,
 }
 
-fn three() -> u32 {
+/// Each request repeated this often: ids that repeat show within a few.
+fn repeats_compared() -> u32 {
     3
 }
 
@@ -277,11 +278,12 @@ pub struct LogsContainIds {
     #[serde(default)]
     requests: Vec<RequestSpec>,
     /// How long to wait for log lines to arrive (logs are often shipped with a delay).
-    #[serde(default = "five")]
+    #[serde(default = "log_shipping_seconds")]
     grace_seconds: f64,
 }
 
-fn five() -> f64 {
+/// How long log lines may take to be shipped to the log source.
+fn log_shipping_seconds() -> f64 {
     5.0
 }
 

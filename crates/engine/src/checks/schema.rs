@@ -64,14 +64,27 @@ pub(super) fn judge_schema(
         Ok(json) => json,
         Err(findings) => return findings,
     };
-    schemas
+    let mut findings: Findings = schemas
         .violations(name, json)
         .iter()
         .map(|v| {
             let message = format!("schema `{name}` {v}, in {}", response.label());
             violation_finding(format!("schema.{}", v.rule), v, message, response)
         })
-        .collect()
+        .collect();
+    findings.extend(schemas.drift(name, json).into_iter().map(|drift| {
+        Finding::new(
+            crate::finding::DRIFT_FIELD,
+            format!(
+                "at {}: a field schema `{name}` does not declare, in {}",
+                drift.path,
+                response.label()
+            ),
+        )
+        .at(drift.path)
+        .cites(response)
+    }));
+    findings
 }
 
 /// The job read at `{job_id}` carries that same id.

@@ -530,12 +530,18 @@ mod tests {
         let (_, schemas) = bundled();
         let ok = Response::for_test(201, &[JSON], REPLY);
         assert_eq!(judge_reply(&schemas, "upload_reply", "/size", 152, &ok), []);
-        // Ids of any shape, extra fields, and 200 are all fine.
+        // Ids of any shape, extra fields, and 200 are all fine: an extra field is drift only.
         let other = REPLY
             .replace("\"v1\"", "\"4f0c-88\"")
             .replace('}', r#", "extra": [1]}"#);
         let ok = Response::for_test(200, &[JSON], &other);
-        assert_eq!(judge_reply(&schemas, "upload_reply", "/size", 152, &ok), []);
+        let (violations, drift) = crate::finding::split_drift(
+            judge_reply(&schemas, "upload_reply", "/size", 152, &ok),
+            false,
+        );
+        assert_eq!(violations, []);
+        assert_eq!(drift.len(), 1);
+        assert_eq!(drift[0].pointer.as_deref(), Some("/extra"));
     }
 
     #[test]

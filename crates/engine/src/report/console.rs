@@ -36,6 +36,16 @@ pub fn summary(report: &Report) -> String {
             flaky.join(", ")
         ));
     }
+    let drift = super::drift_lines(report);
+    if !drift.is_empty() {
+        out.push_str(
+            "drift (fields live responses carry that the schemas do not declare; pass --strict-drift to fail on them):\n",
+        );
+        for line in drift {
+            out.push_str(&format!("    {line}\n"));
+        }
+        out.push('\n');
+    }
     for notice in &report.notices {
         out.push_str(&format!("apiconform: {notice}\n"));
     }

@@ -154,6 +154,12 @@ pub fn text(check: &CheckEntry) -> String {
         }
         _ => {}
     }
+    for drift in &check.drift {
+        out.push_str(&format!("drift: {}\n", drift.message));
+    }
+    if !check.drift.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&format!(
         "{} {} {} in {}",
         check.name,
@@ -288,6 +294,7 @@ mod tests {
             outcome: Outcome::Failed,
             message: crate::finding::messages(&findings),
             findings,
+            drift: Vec::new(),
             duration: Duration::ZERO,
             exchanges,
             flaky: false,

@@ -48,6 +48,14 @@ pub fn render(report: &Report) -> String {
     for notice in &report.notices {
         out.push_str(&format!("> [!NOTE]\n> {}\n\n", notice.replace('\n', " ")));
     }
+    let drift = super::drift_lines(report);
+    if !drift.is_empty() {
+        out.push_str("### Drift\n\nFields live responses carry that the schemas do not declare (not a failure unless `--strict-drift`):\n\n");
+        for line in drift {
+            out.push_str(&format!("- {}\n", escape(&line)));
+        }
+        out.push('\n');
+    }
     let mut areas = areas(report);
     areas.sort_by_key(|area| {
         report

@@ -92,6 +92,9 @@ pub struct Summary {
     pub errored: usize,
     /// Checks that passed only after a transport error was retried.
     pub flaky: usize,
+    /// Checks that saw drift (fields the schemas do not declare).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub drift: usize,
     #[serde(rename = "waited_seconds", serialize_with = "seconds")]
     pub waited: Duration,
 }
@@ -161,6 +164,10 @@ pub struct CheckEntry {
     pub message: String,
     /// The violations behind `message`, as data (see [`Finding`]).
     pub findings: Vec<Finding>,
+    /// Fields live responses carried that the schema does not declare (rule `drift.field`,
+    /// with the pointer); not a failure unless `--strict-drift`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Finding>,
     #[serde(rename = "duration_seconds", serialize_with = "seconds")]
     pub duration: Duration,
     pub flaky: bool,
@@ -206,6 +213,7 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
             outcome: check.outcome.clone(),
             message: secrets.mask(&check.message),
             findings: check.findings.iter().map(|f| f.masked(secrets)).collect(),
+            drift: check.drift.iter().map(|f| f.masked(secrets)).collect(),
             duration: check.duration,
             flaky: check.flaky,
             waited: check.waited,
@@ -226,6 +234,7 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
             Outcome::Errored => &mut summary.errored,
         } += 1;
         summary.flaky += usize::from(check.flaky);
+        summary.drift += usize::from(!check.drift.is_empty());
     }
     Report {
         tool: Tool {
@@ -246,6 +255,23 @@ pub fn build(info: RunInfo, order: &[&str], record: &RunRecord, secrets: &Secret
         notices: record.notices().iter().map(|n| secrets.mask(n)).collect(),
         checks,
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Every drift of the run, one line each, `check: message`.
+pub fn drift_lines(report: &Report) -> Vec<String> {
+    report
+        .checks
+        .iter()
+        .flat_map(|c| {
+            c.drift
+                .iter()
+                .map(move |d| format!("{}: {}", c.name, d.message))
+        })
+        .collect()
 }
 
 /// The areas of the report's checks, in the order they first appear.
