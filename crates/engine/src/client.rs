@@ -898,7 +898,7 @@ impl HttpClient {
     /// budget and ceiling, like every request), and record it.
     ///
     /// The lean path of the burst: a 2xx that echoes no key comes back with only the headers
-    /// the rate-limit checks judge (see [`kept_by_lean`], and the request id) and no body, and
+    /// the rate-limit checks judge (see `kept_by_lean`, and the request id) and no body, and
     /// is recorded without parsing; anything else (429, 5xx, any other status, a key echoed)
     /// comes back and is recorded in full, as [`Self::send`] would.
     pub async fn send_prepared(

@@ -9,25 +9,31 @@
 //! 4. Each check runs as a libtest trial; every exchange, wait and outcome lands in the
 //!    [`record::RunRecord`], already masked by [`secrets::Secrets`].
 //! 5. [`report::build`] turns the record into one [`report::Report`], which each format
-//!    (console summary, JUnit, JSON, Markdown) renders; none reads the record itself.
+//!    (console summary, JUnit, JSON, Markdown) renders; none reads the record itself. A
+//!    [`runner::CheckObserver`] hears each check start and end as it happens (the binary's
+//!    `--format json` event stream).
+//!
+//! A suite's schemas may come from an OpenAPI document ([`openapi`]), which can also make a
+//! whole suite by itself (`--openapi`). Checks return [`finding::Finding`]s; fields a response
+//! carries that its schema does not declare are drift, kept apart from them.
 //!
 //! The reference server the engine is proven against lives in another crate and shares no
 //! code with it.
 
-pub mod burst;
+mod burst;
 pub mod checks;
 pub mod client;
 pub mod context;
 pub mod error;
 pub mod finding;
-pub mod hints;
+mod hints;
 pub mod interrupt;
 pub mod jobs;
-pub mod links;
+mod links;
 pub mod openapi;
-pub mod oracle;
-pub mod pacing;
-pub mod progress;
+mod oracle;
+mod pacing;
+mod progress;
 pub mod record;
 pub mod report;
 pub mod runner;
@@ -35,7 +41,7 @@ pub mod schemas;
 pub mod secrets;
 pub mod suite;
 pub mod tls;
-pub mod video;
+mod video;
 
 /// The tool's name, as reports and the User-Agent give it.
 pub const TOOL_NAME: &str = "apiconform";

@@ -221,7 +221,7 @@ pub struct BurstSettings {
 }
 
 /// The hard ceiling of a burst, whatever the suite says.
-/// Bounded in time too: a burst never runs longer than a minute (see [`crate::burst`]).
+/// Bounded in time too: a burst never runs longer than a minute (the burst module says so).
 pub const MAX_BURST: u32 = 100_000;
 
 impl Default for BurstSettings {
