@@ -528,9 +528,29 @@ fn a_filter_that_selects_nothing_fails_before_any_request() {
     assert_eq!(run(&["--dry-run"]).status.code(), Some(4));
 }
 
+/// Run the binary with `args`, read the first line of its stdout, then close the pipe, as
+/// `| head -1` does; the line and how the binary ended.
+fn read_first_line_and_leave(args: &[&str]) -> (String, std::process::Output) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("APICONFORM_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader (and with it the pipe) is dropped here.
+    (first, child.wait_with_output().unwrap())
+}
+
 #[test]
 fn a_closed_stdout_ends_list_and_dry_run_quietly() {
-    use std::io::BufRead;
     // More output than a pipe holds, so the binary is still writing when the reader leaves.
     let dir = tempfile::tempdir().unwrap();
     let mut body = String::from("name = \"many\"\n");
@@ -541,21 +561,8 @@ fn a_closed_stdout_ends_list_and_dry_run_quietly() {
     }
     let suite = write_suite(dir.path(), &body);
     for mode in ["--list", "--dry-run"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
-            .args([mode, "--suite", &suite])
-            .env("RUST_BACKTRACE", "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let (first, out) = read_first_line_and_leave(&[mode, "--suite", &suite]);
         assert!(!first.is_empty(), "{mode}: no first line");
-        // The reader (and with it the pipe) is dropped here.
-        let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert!(
             !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
@@ -572,24 +579,11 @@ fn a_closed_stdout_ends_list_and_dry_run_quietly() {
 
 #[test]
 fn a_closed_stdout_ends_a_run_quietly_and_still_writes_its_reports() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apiconform"))
-        .args(["--report-json", report.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut headline = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut headline)
-        .unwrap();
-    assert!(headline.starts_with("apiconform: "), "{headline}");
     // The reader leaves after the headline, as `apiconform | head -1` does.
-    let out = child.wait_with_output().unwrap();
+    let (headline, out) = read_first_line_and_leave(&["--report-json", report.to_str().unwrap()]);
+    assert!(headline.starts_with("apiconform: "), "{headline}");
     let stderr = text(&out.stderr);
     assert!(
         !stderr.contains("panicked") && !stderr.contains("Broken pipe"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use apiconform::reference::Variant;
 use serde_json::Value;
-use support::{run_bin, text};
+use support::text;
 
 /// `schema::` checks against a server whose job objects carry undocumented fields.
 async fn run_with_extra_fields(extra: &[&str]) -> (std::process::Output, tempfile::TempDir) {
@@ -35,15 +35,12 @@ async fn run_with_extra_fields(extra: &[&str]) -> (std::process::Output, tempfil
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     let key = config.primary_key.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run_bin(
-            &args,
-            &[("APICONFORM_API_KEY", &key)],
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .unwrap();
+    let out = support::run_bin_off_runtime(
+        args,
+        vec![("APICONFORM_API_KEY", key)],
+        Duration::from_secs(120),
+    )
+    .await;
     server.shutdown().await;
     (out, dir)
 }

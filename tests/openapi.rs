@@ -223,15 +223,12 @@ async fn openapi_run(faults: &[Fault], extra: &[&str]) -> (std::process::Output,
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let key = config.primary_key.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run_bin(
-            &args,
-            &[("APICONFORM_API_KEY", &key)],
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap();
+    let out = support::run_bin_off_runtime(
+        args,
+        vec![("APICONFORM_API_KEY", key)],
+        Duration::from_secs(60),
+    )
+    .await;
     server.shutdown().await;
     let report = std::fs::read_to_string(&report)
         .ok()

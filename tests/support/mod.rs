@@ -195,17 +195,28 @@ pub async fn run_against_faults(
     ];
     args.extend_from_slice(extra);
     let second = config.second_key.clone().unwrap_or_default();
-    let out = tokio::task::spawn_blocking(move || {
-        run_bin(
-            &args,
-            &[("APICONFORM_SECOND_API_KEY", &second)],
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .expect("the run's thread");
+    let out = run_bin_off_runtime(
+        args,
+        vec![("APICONFORM_SECOND_API_KEY", second)],
+        Duration::from_secs(120),
+    )
+    .await;
     server.shutdown().await;
     (out, config)
+}
+
+/// [`run_bin`] from an async test, on a blocking thread so the test's servers keep serving.
+pub async fn run_bin_off_runtime(
+    args: Vec<String>,
+    envs: Vec<(&'static str, String)>,
+    limit: Duration,
+) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_bin(&args, &envs, limit)
+    })
+    .await
+    .expect("the run's thread")
 }
 
 /// Run the apiconform binary with `args` and extra environment, killing it if it outlives
