@@ -23,8 +23,9 @@ use crate::suite::{Credential, Settings};
 /// How many bytes of a body are kept in the run record.
 const BODY_EXCERPT_BYTES: usize = 2048;
 
-/// What the client needs to know about the target and the keys.
-#[derive(Clone, Debug)]
+/// What the client needs to know about the target and the keys. Its `Debug` shows which
+/// keys are set, never their values.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URL without a trailing slash.
     pub base_url: String,
@@ -85,6 +86,31 @@ impl std::fmt::Debug for ExtraHeader {
             self.value.clone()
         };
         write!(f, "{}: {value}", self.name)
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field(
+                "primary_key",
+                &self.primary_key.as_ref().map(|_| "$API_KEY"),
+            )
+            .field(
+                "second_key",
+                &self.second_key.as_ref().map(|_| "$SECOND_API_KEY"),
+            )
+            .field(
+                "broke_key",
+                &self.broke_key.as_ref().map(|_| "$BROKE_API_KEY"),
+            )
+            .field("requests_per_second", &self.requests_per_second)
+            .field("max_requests", &self.max_requests)
+            .field("max_rate", &self.max_rate)
+            .field("extra_headers", &self.extra_headers)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1478,4 +1504,19 @@ fn excerpt(body: &[u8], max_chars: usize) -> String {
         cut.push_str(&format!("... [{} bytes in all]", body.len()));
     }
     cut
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_config_never_shows_a_key() {
+        let mut config = super::ClientConfig::new("https://x.example", Some("sk_live_1".into()));
+        config.second_key = Some("sk_live_2".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("sk_live"), "{shown}");
+        assert!(
+            shown.contains("$API_KEY") && shown.contains("$SECOND_API_KEY"),
+            "{shown}"
+        );
+    }
 }
