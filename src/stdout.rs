@@ -56,7 +56,12 @@ pub(crate) fn run_trials(
         libtest_mimic::run(args, trials)
     }));
     PRINTING_RUN.with(|run| *run.borrow_mut() = None);
-    conclusion.ok()
+    match conclusion {
+        Ok(conclusion) => Some(conclusion),
+        Err(_) if interrupt.cause() == Some(STDOUT_CLOSED) => None,
+        // Any other panic is a bug: it goes on as the panic it is.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Once per process: a panic on a broken pipe in a thread that prints a run raises that
