@@ -77,10 +77,21 @@ pub struct Document {
 }
 
 impl Document {
-    /// Read `text` (JSON). The error says where the document is wrong.
+    /// Read `text`, JSON or YAML. The error says where the document is wrong.
     pub fn parse(text: &str) -> Result<Document, String> {
-        let raw: Value = serde_json::from_str(text)
-            .map_err(|e| format!("not JSON at line {} column {}: {e}", e.line(), e.column()))?;
+        let raw: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text)
+                .map_err(|e| format!("not JSON at line {} column {}: {e}", e.line(), e.column()))?
+        } else {
+            yaml_serde::from_str(text).map_err(|e| match e.location() {
+                Some(at) => format!(
+                    "neither JSON nor YAML: at line {} column {}: {e}",
+                    at.line(),
+                    at.column()
+                ),
+                None => format!("neither JSON nor YAML: {e}"),
+            })?
+        };
         let declared = raw.get("openapi").and_then(Value::as_str).unwrap_or("");
         let structure =
             |e: serde_json::Error| format!("not a valid OpenAPI {declared} document: {e}");
@@ -676,6 +687,16 @@ mod tests {
     }
 
     #[test]
+    fn a_yaml_document_reads_as_its_json_does() {
+        let json: Value = serde_json::from_str(&document("3.1.0")).unwrap();
+        let yaml = yaml_serde::to_string(&json).unwrap();
+        let doc = Document::parse(&yaml).unwrap();
+        let job = doc.schema(&by_id("getJob", "200")).unwrap();
+        assert!(valid(&job, &json!({"id": "j1"})));
+        assert!(!valid(&job, &json!({"id": 7})));
+    }
+
+    #[test]
     fn openapi_30_nullable_and_boolean_bounds_become_2020_12() {
         for version in ["3.0.3", "3.1.0"] {
             let doc = Document::parse(&document(version)).unwrap();
@@ -715,6 +736,8 @@ mod tests {
             ..by_id("x", "200")
         };
         assert!(doc.schema(&component).unwrap_err().contains("not both"));
+        let err = Document::parse("openapi: [unclosed").err().unwrap();
+        assert!(err.starts_with("neither JSON nor YAML: at line "), "{err}");
         let err = Document::parse(r#"{"openapi": "2.0"}"#).err().unwrap();
         assert!(err.contains("only OpenAPI 3.0.x and 3.1.x"), "{err}");
         let err = Document::parse(r#"{"openapi": "3.1.0"}"#).err().unwrap();
