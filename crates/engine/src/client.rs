@@ -164,6 +164,9 @@ pub struct Outgoing {
     pub path: String,
     pub credential: Credential,
     pub body: Option<Value>,
+    /// A body sent byte for byte instead of a JSON one (input that is not JSON on purpose),
+    /// as `application/json` unless `headers` give another Content-Type.
+    pub raw_body: Option<String>,
     /// A file sent as a multipart/form-data body instead of a JSON one (an upload).
     pub file: Option<FilePart>,
     pub headers: Vec<(String, String)>,
@@ -172,12 +175,21 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
+    /// The body as the record shows it (before masking): the JSON, or the raw text.
+    fn body_text(&self) -> Option<String> {
+        match (&self.body, &self.raw_body) {
+            (Some(json), _) => Some(json.to_string()),
+            (None, raw) => raw.clone(),
+        }
+    }
+
     pub fn get(path: impl Into<String>) -> Outgoing {
         Outgoing {
             method: "GET".into(),
             path: path.into(),
             credential: Credential::Valid,
             body: None,
+            raw_body: None,
             file: None,
             headers: Vec::new(),
             job_id: None,
@@ -911,10 +923,7 @@ impl HttpClient {
             method: request.method.clone(),
             url: self.secrets.mask(&url),
             headers,
-            body: request
-                .body
-                .as_ref()
-                .map(|b| self.secrets.mask(&b.to_string())),
+            body: request.body_text().map(|b| self.secrets.mask(&b)),
             job_id: request.job_id.clone(),
             request_line,
         })
@@ -1125,10 +1134,7 @@ impl HttpClient {
             method: request.method.clone(),
             url: self.secrets.mask(&url),
             request_headers,
-            request_body: request
-                .body
-                .as_ref()
-                .map(|b| self.secrets.mask(&b.to_string())),
+            request_body: request.body_text().map(|b| self.secrets.mask(&b)),
             request_parts: request
                 .file
                 .iter()
@@ -1276,6 +1282,16 @@ impl HttpClient {
         }
         if let Some(body) = &request.body {
             builder = builder.json(body);
+        }
+        if let Some(raw) = &request.raw_body {
+            let typed = request
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+            if !typed {
+                builder = builder.header("content-type", "application/json");
+            }
+            builder = builder.body(raw.clone());
         }
         if let Some(file) = &request.file {
             builder = builder.multipart(file.form()?);

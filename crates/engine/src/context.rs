@@ -296,6 +296,7 @@ impl<'a> CheckContext<'a> {
             path: path.0,
             credential: spec.credential,
             body: spec.body.clone(),
+            raw_body: spec.raw_body.clone(),
             file: None,
             headers: spec
                 .headers

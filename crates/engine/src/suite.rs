@@ -41,6 +41,25 @@ pub const BUNDLED_SCHEMAS: &[(&str, &str)] = &[
     (
         "../schemas/upload-reply.schema.json",
         include_str!("../../../schemas/upload-reply.schema.json"),
+    ),    (
+        "../schemas/health.schema.json",
+        include_str!("../../../schemas/health.schema.json"),
+    ),
+    (
+        "../schemas/pricing.schema.json",
+        include_str!("../../../schemas/pricing.schema.json"),
+    ),
+    (
+        "../schemas/download.schema.json",
+        include_str!("../../../schemas/download.schema.json"),
+    ),
+    (
+        "../schemas/usage-summary.schema.json",
+        include_str!("../../../schemas/usage-summary.schema.json"),
+    ),
+    (
+        "../schemas/usage-events.schema.json",
+        include_str!("../../../schemas/usage-events.schema.json"),
     ),
 ];
 
@@ -174,6 +193,45 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub usage: UsageSettings,
     pub uploads: UploadSettings,
+    pub pricing: PricingSettings,
+}
+
+/// The published prices and how a job's charge follows from them (docs/contract.md section
+/// 4), for the `pricing::*` checks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingSettings {
+    /// The public price list (asked without a key).
+    pub path: String,
+    /// JSON pointer to the object of credits per minute by model in it.
+    pub rates_pointer: String,
+    /// The documented credits per minute of video, by model.
+    pub rates: BTreeMap<String, f64>,
+    /// JSON pointer, inside a job, to the video's length in seconds.
+    pub duration_pointer: String,
+    /// JSON pointer, inside a job, to its model; a job without one is taken to use
+    /// `default_model`.
+    pub model_pointer: String,
+    /// The model a create that names none gets.
+    pub default_model: String,
+    /// How far a charge may be from rate x minutes (rounding), in credits.
+    pub charge_tolerance_credits: f64,
+}
+
+impl Default for PricingSettings {
+    fn default() -> Self {
+        PricingSettings {
+            path: "/api/pricing".into(),
+            rates_pointer: "/model_pricing_credits_per_minute".into(),
+            rates: [("original", 60.0), ("light", 45.0), ("pro", 180.0), ("human", 45.0)]
+                .map(|(model, rate)| (model.to_string(), rate))
+                .into(),
+            duration_pointer: "/duration_seconds".into(),
+            model_pointer: "/model".into(),
+            default_model: "original".into(),
+            charge_tolerance_credits: 1.0,
+        }
+    }
 }
 
 /// How files are uploaded (docs/contract.md section 2), for the `uploads::*` checks.
@@ -279,6 +337,10 @@ pub struct UsageSettings {
     pub events_pointer: String,
     /// JSON pointer, inside a job, to its billing status.
     pub billing_status_pointer: String,
+    /// JSON pointer, inside a usage event, to the job it is about.
+    pub event_job_pointer: String,
+    /// JSON pointer, inside a usage event, to the credits it charged.
+    pub event_credits_pointer: String,
 }
 
 impl Default for UsageSettings {
@@ -289,6 +351,8 @@ impl Default for UsageSettings {
             events_path: "/v1/usage/events?limit=100".into(),
             events_pointer: "/events".into(),
             billing_status_pointer: "/billing_status".into(),
+            event_job_pointer: "/job_id".into(),
+            event_credits_pointer: "/credits".into(),
         }
     }
 }
@@ -492,6 +556,10 @@ pub struct RequestSpec {
     pub credential: Credential,
     #[serde(default)]
     pub body: Option<serde_json::Value>,
+    /// A body sent as written, not as JSON (input that is malformed on purpose); sent as
+    /// `application/json` unless `headers` name another Content-Type.
+    #[serde(default)]
+    pub raw_body: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
@@ -508,6 +576,7 @@ impl RequestSpec {
             path: PathTemplate(path.into()),
             credential: Credential::Valid,
             body: None,
+            raw_body: None,
             headers: BTreeMap::new(),
         }
     }
@@ -754,6 +823,8 @@ struct RawSuite {
     #[serde(default)]
     uploads: UploadSettings,
     #[serde(default)]
+    pricing: PricingSettings,
+    #[serde(default)]
     schemas: BTreeMap<String, String>,
     openapi: Option<RawOpenApi>,
     #[serde(default, rename = "check")]
@@ -874,6 +945,7 @@ impl Suite {
             idempotency: raw.idempotency,
             usage: raw.usage,
             uploads: raw.uploads,
+            pricing: raw.pricing,
         };
         validate_settings(&settings).map_err(|invalid| match offsets.setting(invalid.key) {
             Some(offset) => at(offset, &invalid.message),
@@ -1047,6 +1119,14 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
             "uploads.video_url_pointer",
             &settings.uploads.video_url_pointer,
         ),
+        ("usage.event_job_pointer", &settings.usage.event_job_pointer),
+        (
+            "usage.event_credits_pointer",
+            &settings.usage.event_credits_pointer,
+        ),
+        ("pricing.rates_pointer", &settings.pricing.rates_pointer),
+        ("pricing.duration_pointer", &settings.pricing.duration_pointer),
+        ("pricing.model_pointer", &settings.pricing.model_pointer),
     ] {
         if !pointer.is_empty() && !pointer.starts_with('/') {
             return Err(Invalid::at(
@@ -1064,6 +1144,7 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         ("jobs.read_path", &settings.jobs.read_path),
         ("jobs.start_path", &settings.jobs.start_path),
         ("uploads.path", &settings.uploads.path),
+        ("pricing.path", &settings.pricing.path),
     ] {
         check_path(path).map_err(|m| Invalid::at(key, format!("{}: {m}", setting_name(key))))?;
     }
@@ -1096,6 +1177,23 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         return Err(Invalid::at(
             "uploads.field",
             "[uploads] field must name a form field",
+        ));
+    }
+    let pricing = &settings.pricing;
+    if let Some((model, rate)) = pricing
+        .rates
+        .iter()
+        .find(|(_, rate)| !(rate.is_finite() && **rate >= 0.0))
+    {
+        return Err(Invalid::at(
+            "pricing.rates",
+            format!("[pricing] rates: `{model}` must be a number of credits of at least 0, not {rate}"),
+        ));
+    }
+    if !(pricing.charge_tolerance_credits.is_finite() && pricing.charge_tolerance_credits >= 0.0) {
+        return Err(Invalid::at(
+            "pricing.charge_tolerance_credits",
+            "[pricing] charge_tolerance_credits must be a number of credits of at least 0",
         ));
     }
     let smallest = crate::video::MIN_SAMPLE_BYTES as u64;

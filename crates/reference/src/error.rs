@@ -11,6 +11,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+const JSON: &str = "application/json";
+
 /// Code and message of an error response, waiting for its request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ErrorInfo {
@@ -26,6 +28,8 @@ pub(crate) struct ApiError {
     pub message: String,
     /// When set, this body is sent verbatim instead of the envelope.
     pub plain: Option<Value>,
+    /// The media type of a plain body (an RFC 9457 problem is `application/problem+json`).
+    pub media_type: &'static str,
 }
 
 impl ApiError {
@@ -35,6 +39,7 @@ impl ApiError {
             code,
             message: message.into(),
             plain: None,
+            media_type: JSON,
         }
     }
 
@@ -60,6 +65,22 @@ impl ApiError {
             code: "",
             message: String::new(),
             plain: Some(body),
+            media_type: JSON,
+        }
+    }
+
+    /// An RFC 9457 problem (`application/problem+json`) instead of the envelope, as some
+    /// mock servers answer: the `invalid-request-problem-json` fault.
+    pub(crate) fn problem(status: StatusCode, detail: &str) -> Self {
+        let body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        ApiError {
+            media_type: "application/problem+json",
+            ..ApiError::plain(status, body)
         }
     }
 
@@ -90,7 +111,7 @@ impl IntoResponse for ApiError {
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(self.media_type),
         );
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));

@@ -108,6 +108,28 @@ named_switches! {
         "uploads over the size limit are accepted (breaks: a file over the limit is 400)";
     UploadRefused => "upload-refused",
         "every upload is refused 415 unsupported_media_type, whatever its type (breaks: a video upload is accepted)";
+    HealthNeedsKey => "health-needs-key",
+        "GET /health without a key answers 401 missing_api_key (breaks: /health needs no key)";
+    HealthBadShape => "health-bad-shape",
+        "GET /health answers {\"status\": \"ok\"} without checks (breaks: status is healthy or degraded, with checks.*)";
+    PricingWrongRate => "pricing-wrong-rate",
+        "GET /api/pricing publishes pro at 120 credits per minute (breaks: the rates of section 4)";
+    ChargeIgnoresDuration => "charge-ignores-duration",
+        "every job is charged one minute at its model's rate, whatever the video's length (breaks: credits per minute of video)";
+    DownloadBeforeCompletion200 => "download-before-completion-200",
+        "GET /api/download/{id} of a job not completed answers 200 with download_url null (breaks: 400 \"Job not completed\")";
+    DownloadUrl404 => "download-url-404",
+        "the download_url of a completed job answers 404 (breaks: the download URL is fetchable)";
+    UsageDays500 => "usage-days-500",
+        "GET /v1/usage/summary with days out of 1..90 answers 500 internal_error (breaks: out-of-range values are 400 or clamped, never 5xx)";
+    UsageBadShape => "usage-bad-shape",
+        "GET /v1/usage/summary answers a bare array of days instead of an object (breaks: the summary is an object of totals and days)";
+    UsageNoJobEvent => "usage-no-job-event",
+        "usage events carry job_id null (breaks: a charged job's usage event names it)";
+    InvalidRequest500 => "invalid-request-500",
+        "a create whose body is not JSON answers 500 internal_error (breaks: invalid input is 400 or 422 invalid_request, never 5xx)";
+    InvalidRequestProblemJson => "invalid-request-problem-json",
+        "invalid creates answer 400 application/problem+json {type, title, status, detail} without the envelope (breaks: error envelope on every non-2xx)";
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use super::context::LogJobId;
 use super::error::ApiError;
 use super::faults::Fault;
 use super::idempotency::{self, Outcome, Reply};
-use super::state::{App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE};
+use super::state::{
+    video_seconds, App, Job, Model, OutputFormat, Snapshot, Status, Store, FAILURE_MESSAGE,
+};
 use super::time;
 use super::variants::Variant;
 use super::Caller;
@@ -60,8 +62,12 @@ struct NewJob {
 }
 
 fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
-    let new = parse_new_job(body)?;
-    let cost = new.model.job_cost();
+    let new = parse_new_job(body).map_err(|e| invalid_create(app, body, e))?;
+    let cost = if app.has(Fault::ChargeIgnoresDuration) {
+        new.model.credits_per_minute()
+    } else {
+        new.model.job_cost(video_seconds(&new.video_url))
+    };
     let mut store = app.lock();
     let credits = store.credits_of(caller.tenant);
     if credits < cost {
@@ -85,7 +91,7 @@ fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
     );
     let start = new.auto_start || app.has(Fault::AutoStartIgnored);
     if start {
-        store.start(&id, Instant::now());
+        store.start(&id, Instant::now(), app.has(Fault::ChargeIgnoresDuration));
     }
     let (status, message) = if app.has(Fault::CreateReplyBadStatus) {
         ("queued", "Job created")
@@ -107,13 +113,27 @@ fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
     })
 }
 
+/// A refused create as the invalid-request faults answer it: a body that is not JSON as a
+/// 500 (`invalid-request-500`), any refusal as a problem document
+/// (`invalid-request-problem-json`).
+fn invalid_create(app: &App, body: &[u8], error: ApiError) -> ApiError {
+    let not_json = serde_json::from_slice::<Value>(body).is_err();
+    if app.has(Fault::InvalidRequest500) && not_json {
+        return ApiError::internal("Unexpected error while reading the request");
+    }
+    if app.has(Fault::InvalidRequestProblemJson) && error.code == "invalid_request" {
+        return ApiError::problem(error.status, &error.message);
+    }
+    error
+}
+
 fn parse_new_job(body: &[u8]) -> Result<NewJob, ApiError> {
     let obj = json_object(body, false)?;
     let video_url = match obj.get("video_url") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(Value::String(s)) if is_http_url(s) => s.clone(),
         _ => {
             return Err(ApiError::invalid(
-                "video_url is required and must be a non-empty string",
+                "video_url is required and must be an absolute http(s) URL",
             ))
         }
     };
@@ -138,9 +158,9 @@ fn parse_new_job(body: &[u8]) -> Result<NewJob, ApiError> {
     };
     let webhook_url = match obj.get("webhook_url") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match url::Url::parse(s) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(s.clone()),
-            _ => {
+        Some(Value::String(s)) => match is_http_url(s) {
+            true => Some(s.clone()),
+            false => {
                 return Err(ApiError::invalid(
                     "webhook_url must be an absolute http(s) URL",
                 ))
@@ -198,12 +218,16 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
         if let Some(model) = model {
             job.model = model;
         }
-        let cost = job.model.job_cost();
+        let cost = if app.has(Fault::ChargeIgnoresDuration) {
+            job.model.credits_per_minute()
+        } else {
+            job.cost()
+        };
         let credits = store.credits_of(owner);
         if credits < cost {
             return Err(insufficient_credits(cost, credits));
         }
-        store.start(&id, Instant::now());
+        store.start(&id, Instant::now(), app.has(Fault::ChargeIgnoresDuration));
         let status = if app.variant(Variant::Create201) {
             StatusCode::ACCEPTED
         } else {
@@ -220,7 +244,7 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
         return Err(ApiError::internal("Job could not be started"));
     }
     if app.has(Fault::DoubleChargeOnStart) {
-        store.charge(&id);
+        store.charge(&id, app.has(Fault::ChargeIgnoresDuration));
     }
     Ok(Reply {
         status: StatusCode::OK,
@@ -290,7 +314,7 @@ pub(crate) async fn get_job(
         }
     }
     if app.has(Fault::ReadCharges) {
-        store.charge(&id);
+        store.charge(&id, app.has(Fault::ChargeIgnoresDuration));
     }
     let Some(job) = store.jobs.get(&id) else {
         return ApiError::job_not_found().into_response();
@@ -484,7 +508,13 @@ pub(crate) async fn usage_summary(
     Extension(caller): Extension<Caller>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let days = int_param(&query(&uri), "days", 30, 1, 90)?;
+    let days = int_param(&query(&uri), "days", 30, 1, 90).map_err(|e| {
+        if app.has(Fault::UsageDays500) {
+            ApiError::internal("Unexpected error while reading usage")
+        } else {
+            e
+        }
+    })?;
     let now = SystemTime::now();
     let dates: Vec<String> = (0..days)
         .rev()
@@ -513,6 +543,9 @@ pub(crate) async fn usage_summary(
         .iter()
         .filter_map(|d| per_day.get(d))
         .fold((0, 0), |acc, (c, j)| (acc.0 + c, acc.1 + j));
+    if app.has(Fault::UsageBadShape) {
+        return Ok(Json(Value::Array(daily)));
+    }
     Ok(Json(json!({
         "days": days,
         "total_credits_used": credits,
@@ -539,7 +572,7 @@ pub(crate) async fn usage_events(
         .map(|e| {
             json!({
                 "id": e.id,
-                "job_id": e.job_id,
+                "job_id": (!app.has(Fault::UsageNoJobEvent)).then_some(&e.job_id),
                 "type": "charge",
                 "credits": e.credits,
                 "created_at": timestamp(&app, e.created_at),
@@ -553,18 +586,34 @@ pub(crate) async fn usage_events(
 // Public routes (no key)
 
 /// `GET /health`.
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({
+pub(crate) async fn health(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if app.has(Fault::HealthNeedsKey) && !headers.contains_key("x-api-key") {
+        return Err(unauthorized(&app, "missing_api_key", "Missing API key"));
+    }
+    if app.has(Fault::HealthBadShape) {
+        return Ok(Json(json!({ "status": "ok" })));
+    }
+    Ok(Json(json!({
         "status": "healthy",
         "checks": { "api": "ok", "runpod_configured": true, "r2_configured": true },
-    }))
+    })))
 }
 
 /// `GET /api/pricing`.
-pub(crate) async fn pricing() -> Json<Value> {
+pub(crate) async fn pricing(State(app): State<Arc<App>>) -> Json<Value> {
     let per_minute: Map<String, Value> = Model::ALL
         .into_iter()
-        .map(|m| (m.name().to_owned(), json!(m.credits_per_minute())))
+        .map(|m| {
+            let rate = if m == Model::Pro && app.has(Fault::PricingWrongRate) {
+                120
+            } else {
+                m.credits_per_minute()
+            };
+            (m.name().to_owned(), json!(rate))
+        })
         .collect();
     Json(json!({
         "model_pricing_credits_per_minute": per_minute,
@@ -589,11 +638,23 @@ pub(crate) async fn download(
     let store = app.lock();
     let job = store.jobs.get(&id).ok_or_else(ApiError::job_not_found)?;
     if app.snapshot(job).status != Status::Completed {
+        if app.has(Fault::DownloadBeforeCompletion200) {
+            return Ok(Json(json!({
+                "success": true,
+                "download_url": null,
+                "output_format": job.output_format.name(),
+            })));
+        }
         return Err(ApiError::invalid("Job not completed"));
+    }
+    let mut url = output_url(&origin(&headers, &uri), job);
+    if app.has(Fault::DownloadUrl404) {
+        // A file that was never stored: the same route, another name.
+        url = url.replacen("/files/", "/files/missing-", 1);
     }
     Ok(Json(json!({
         "success": true,
-        "download_url": output_url(&origin(&headers, &uri), job),
+        "download_url": url,
         "output_format": job.output_format.name(),
     })))
 }
@@ -737,6 +798,11 @@ fn body_rejected(rejection: &BytesRejection) -> ApiError {
         "invalid_request",
         format!("could not read the request body: {}", rejection.body_text()),
     )
+}
+
+/// True for an absolute http(s) URL.
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 fn names<const N: usize>(items: [&str; N]) -> String {

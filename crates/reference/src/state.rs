@@ -51,9 +51,10 @@ impl Model {
         }
     }
 
-    /// What a job costs: every video is taken to be one minute long.
-    pub(crate) fn job_cost(self) -> u64 {
-        self.credits_per_minute()
+    /// What a job on a video of `video_seconds` costs: the model's rate per minute of
+    /// video, rounded up to a whole credit.
+    pub(crate) fn job_cost(self, video_seconds: u64) -> u64 {
+        (self.credits_per_minute() * video_seconds).div_ceil(60)
     }
 
     pub(crate) fn parse(s: &str) -> Option<Model> {
@@ -182,6 +183,9 @@ pub(crate) struct Job {
     /// When processing started (the moment it was charged).
     pub started: Option<Instant>,
     pub charged: bool,
+    /// The video's length, which the job's `duration_seconds` reports and its charge is
+    /// computed from (docs/contract.md sections 3 and 4).
+    pub video_seconds: u64,
     /// Reads while processing, for the `progress-goes-down` fault.
     pub reads_processing: u64,
     /// Reads after completion, for the `status-moves-backwards` fault.
@@ -193,14 +197,36 @@ pub(crate) struct Job {
 pub(crate) struct Snapshot {
     pub status: Status,
     pub progress: u64,
-    /// Seconds from start to the terminal state; `None` before it.
+    /// The video's length in seconds once the job completed; `None` before, and for a
+    /// video that could not be decoded.
     pub duration_seconds: Option<f64>,
 }
+
+/// How long the reference server takes a video to be, in seconds. It decodes no video: a URL
+/// that names a long clip (it contains "long") is [`LONG_VIDEO_SECONDS`], any other
+/// [`VIDEO_SECONDS`]. Neither is a whole minute, so a charge that ignores the length shows.
+pub(crate) fn video_seconds(video_url: &str) -> u64 {
+    if video_url.to_ascii_lowercase().contains("long") {
+        LONG_VIDEO_SECONDS
+    } else {
+        VIDEO_SECONDS
+    }
+}
+
+/// The length of a video that does not name a long clip.
+pub(crate) const VIDEO_SECONDS: u64 = 30;
+/// The length of a video that names a long clip.
+pub(crate) const LONG_VIDEO_SECONDS: u64 = 150;
 
 /// The error message of a failed job.
 pub(crate) const FAILURE_MESSAGE: &str = "Processing failed: the source video could not be decoded";
 
 impl Job {
+    /// What the job costs at its model's rate and its video's length.
+    pub(crate) fn cost(&self) -> u64 {
+        self.model.job_cost(self.video_seconds)
+    }
+
     /// A video URL containing "fail" makes the job fail at half its duration.
     pub(crate) fn will_fail(&self) -> bool {
         self.video_url.to_ascii_lowercase().contains("fail")
@@ -247,13 +273,13 @@ impl Job {
             Snapshot {
                 status: Status::Failed,
                 progress: percent(end).min(99),
-                duration_seconds: Some(end.as_secs_f64()),
+                duration_seconds: None,
             }
         } else {
             Snapshot {
                 status: Status::Completed,
                 progress: 100,
-                duration_seconds: Some(end.as_secs_f64()),
+                duration_seconds: Some(self.video_seconds as f64),
             }
         }
     }
@@ -302,6 +328,7 @@ impl Store {
             }
         };
         self.next_seq += 1;
+        let seconds = video_seconds(&video_url);
         self.jobs.insert(
             id.clone(),
             Job {
@@ -315,6 +342,7 @@ impl Store {
                 webhook_url,
                 started: None,
                 charged: false,
+                video_seconds: seconds,
                 reads_processing: 0,
                 reads_completed: 0,
             },
@@ -322,13 +350,18 @@ impl Store {
         id
     }
 
-    /// Debits the job's owner for the job's model and records a usage event.
+    /// Debits the job's owner for the job's model and length and records a usage event.
     /// Callers check credits first; the debit saturates rather than underflow.
-    pub(crate) fn charge(&mut self, job_id: &str) {
+    /// `flat_minute` is the `charge-ignores-duration` fault: every job costs one minute.
+    pub(crate) fn charge(&mut self, job_id: &str, flat_minute: bool) {
         let Some(job) = self.jobs.get_mut(job_id) else {
             return;
         };
-        let cost = job.model.job_cost();
+        let cost = if flat_minute {
+            job.model.credits_per_minute()
+        } else {
+            job.cost()
+        };
         job.charged = true;
         let tenant = job.tenant;
         if let Some(t) = self.tenants.get_mut(tenant) {
@@ -344,11 +377,11 @@ impl Store {
     }
 
     /// Moves a pending job to processing and charges it.
-    pub(crate) fn start(&mut self, job_id: &str, now: Instant) {
+    pub(crate) fn start(&mut self, job_id: &str, now: Instant, flat_minute: bool) {
         if let Some(job) = self.jobs.get_mut(job_id) {
             job.started = Some(now);
         }
-        self.charge(job_id);
+        self.charge(job_id, flat_minute);
     }
 
     /// Credits left to the job's owner.
@@ -523,6 +556,7 @@ mod tests {
             webhook_url: None,
             started,
             charged: started.is_some(),
+            video_seconds: video_seconds(video_url),
             reads_processing: 0,
             reads_completed: 0,
         }
@@ -549,7 +583,7 @@ mod tests {
             } else {
                 assert_eq!(snap.status, Status::Completed);
                 assert_eq!(snap.progress, 100);
-                assert_eq!(snap.duration_seconds, Some(10.0));
+                assert_eq!(snap.duration_seconds, Some(VIDEO_SECONDS as f64));
             }
         }
         let f = job("https://x/fail.mp4", Some(t0));
@@ -559,9 +593,19 @@ mod tests {
         );
         let failed = f.snapshot(t0 + Duration::from_secs(5), d, false);
         assert_eq!(failed.status, Status::Failed);
-        assert_eq!(failed.duration_seconds, Some(5.0));
+        assert_eq!(failed.duration_seconds, None);
         let never = j.snapshot(t0 + Duration::from_secs(100), d, true);
         assert_eq!((never.status, never.progress), (Status::Processing, 99));
+    }
+
+    #[test]
+    fn a_charge_is_the_rate_times_the_video_length_rounded_up() {
+        assert_eq!(video_seconds("https://x/apiconform-long.mp4"), 150);
+        assert_eq!(video_seconds("https://x/short.mp4"), 30);
+        assert_eq!(Model::Original.job_cost(30), 30);
+        assert_eq!(Model::Light.job_cost(30), 23);
+        assert_eq!(Model::Pro.job_cost(150), 450);
+        assert_eq!(Model::Human.job_cost(60), 45);
     }
 
     #[test]

@@ -259,7 +259,8 @@ async fn job_completes_with_output() {
     assert_eq!(done.body["status"], "completed");
     assert_eq!(done.body["progress"], 100);
     assert_eq!(done.body["error"], Value::Null);
-    assert!(done.body["duration_seconds"].as_f64().unwrap() >= 0.0);
+    // The video's length (the reference server takes a short clip to last 30 s).
+    assert_eq!(done.body["duration_seconds"], 30.0);
     let url = done.body["output_url"].as_str().unwrap();
     assert_eq!(url, format!("http://{HOST}/files/{id}.mp4"));
 
@@ -283,9 +284,9 @@ async fn job_completes_with_output() {
         .key(A)
         .send(&app)
         .await;
-    assert_eq!(summary.body["total_credits_used"], 60);
+    assert_eq!(summary.body["total_credits_used"], 30);
     assert_eq!(summary.body["total_jobs"], 1);
-    assert_eq!(summary.body["credits_remaining"], 100_000 - 60);
+    assert_eq!(summary.body["credits_remaining"], 100_000 - 30);
     assert_eq!(summary.body["daily"].as_array().unwrap().len(), 7);
     let events = call(Method::GET, "/v1/usage/events?limit=5")
         .key(A)
@@ -293,7 +294,7 @@ async fn job_completes_with_output() {
         .await;
     assert_eq!(events.body["events"][0]["job_id"], id.as_str());
     assert_eq!(events.body["events"][0]["type"], "charge");
-    assert_eq!(events.body["events"][0]["credits"], 60);
+    assert_eq!(events.body["events"][0]["credits"], 30);
 }
 
 #[tokio::test]
@@ -345,7 +346,7 @@ async fn pending_start_and_restart_charge_once() {
         .key(A)
         .send(&app)
         .await;
-    assert_eq!(summary.body["total_credits_used"], 180);
+    assert_eq!(summary.body["total_credits_used"], 90); // pro, 30 s: 180 x 0.5
     // Another tenant cannot start or read it.
     let foreign = call(Method::POST, &start_path).key(B).send(&app).await;
     assert_envelope(&foreign, 404, "job_not_found");
@@ -407,6 +408,8 @@ async fn validation_errors_are_400() {
         json!({}),
         json!({"video_url": ""}),
         json!({"video_url": 3}),
+        json!({"video_url": "not a url"}),
+        json!({"video_url": "ftp://v.test/a.mp4"}),
         json!({"video_url": "https://v.test/a.mp4", "model": "giant"}),
         json!({"video_url": "https://v.test/a.mp4", "output_format": "avi"}),
         json!({"video_url": "https://v.test/a.mp4", "auto_start": "yes"}),
@@ -434,6 +437,98 @@ async fn validation_errors_are_400() {
             "invalid_request",
         );
     }
+}
+
+#[tokio::test]
+async fn endpoint_faults() {
+    let health = app(with_faults(&[Fault::HealthNeedsKey]));
+    assert_envelope(
+        &call(Method::GET, "/health").send(&health).await,
+        401,
+        "missing_api_key",
+    );
+    assert_eq!(
+        call(Method::GET, "/health").key(A).send(&health).await.status,
+        StatusCode::OK
+    );
+    let shape = app(with_faults(&[Fault::HealthBadShape]));
+    let body = call(Method::GET, "/health").send(&shape).await.body;
+    assert_eq!(body, json!({ "status": "ok" }));
+    let pricing = app(with_faults(&[Fault::PricingWrongRate]));
+    let rates = call(Method::GET, "/api/pricing").send(&pricing).await.body;
+    assert_eq!(rates["model_pricing_credits_per_minute"]["pro"], 120);
+    assert_eq!(rates["model_pricing_credits_per_minute"]["light"], 45);
+
+    let flat = app(with_faults(&[Fault::ChargeIgnoresDuration]));
+    create(&flat, A, json!({"video_url": "https://v.test/a.mp4"})).await;
+    let events = call(Method::GET, "/v1/usage/events").key(A).send(&flat).await;
+    assert_eq!(events.body["events"][0]["credits"], 60);
+
+    let early = app(with_faults(&[Fault::DownloadBeforeCompletion200]));
+    let parked = create(
+        &early,
+        A,
+        json!({"video_url": "https://v.test/a.mp4", "auto_start": false}),
+    )
+    .await;
+    let path = format!("/api/download/{}", parked.body["id"].as_str().unwrap());
+    let download = call(Method::GET, &path).send(&early).await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.body["download_url"], Value::Null);
+
+    let missing = app(with_faults(&[Fault::DownloadUrl404]));
+    let id = create(&missing, A, json!({"video_url": "https://v.test/a.mp4"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_terminal(&missing, A, &id).await;
+    let download = call(Method::GET, &format!("/api/download/{id}"))
+        .send(&missing)
+        .await;
+    let url = download.body["download_url"].as_str().unwrap();
+    let file_path = url.strip_prefix(&format!("http://{HOST}")).unwrap();
+    assert_eq!(
+        call(Method::GET, file_path).send(&missing).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let usage = app(with_faults(&[Fault::UsageDays500, Fault::UsageNoJobEvent]));
+    assert_envelope(
+        &call(Method::GET, "/v1/usage/summary?days=0")
+            .key(A)
+            .send(&usage)
+            .await,
+        500,
+        "internal_error",
+    );
+    create(&usage, A, json!({"video_url": "https://v.test/a.mp4"})).await;
+    let events = call(Method::GET, "/v1/usage/events").key(A).send(&usage).await;
+    assert_eq!(events.body["events"][0]["job_id"], Value::Null);
+    let shape = app(with_faults(&[Fault::UsageBadShape]));
+    let summary = call(Method::GET, "/v1/usage/summary?days=3")
+        .key(A)
+        .send(&shape)
+        .await;
+    assert_eq!(summary.body.as_array().map(Vec::len), Some(3));
+
+    let crash = app(with_faults(&[Fault::InvalidRequest500]));
+    let not_json = Request::post("/v1/jobs")
+        .header("x-api-key", A)
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_envelope(&send(&crash, not_json).await, 500, "internal_error");
+    assert_envelope(&create(&crash, A, json!({})).await, 400, "invalid_request");
+    let problem = app(with_faults(&[Fault::InvalidRequestProblemJson]));
+    let refused = create(&problem, A, json!({"video_url": 3})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(refused.body["status"], 400);
+    assert_eq!(refused.body["error"], Value::Null);
 }
 
 #[tokio::test]
@@ -807,7 +902,7 @@ async fn lifecycle_faults() {
         .key(A)
         .send(&app)
         .await;
-    assert_eq!(summary.body["total_credits_used"], 120);
+    assert_eq!(summary.body["total_credits_used"], 60);
 
     let down = super::app(ServerConfig {
         job_duration: Duration::from_secs(60),

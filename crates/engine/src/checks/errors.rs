@@ -5,8 +5,13 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{envelope_findings, planned, send_all, status_finding, Check, Findings, Needs};
+use super::{
+    envelope_findings, error_code, planned, send_all, status_finding, Check, Finding, Findings,
+    Needs,
+};
+use crate::client::Response;
 use crate::context::{Abort, CheckContext};
+use crate::schemas::SchemaSet;
 use crate::suite::{PathTemplate, RequestSpec, Settings, StatusSet};
 
 /// Every error reply to `requests` matches the suite's error schema.
@@ -196,5 +201,168 @@ impl Check for MalformedId {
             Ok(findings)
         }
         .boxed()
+    }
+}
+
+/// Creates with invalid input (a field missing or malformed, an unknown value, a body that is
+/// not JSON) are refused with `expect_status` (400 or 422), the error envelope and
+/// `expect_code`; never a 5xx, and never a problem document in place of the envelope.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidRequest {
+    requests: Vec<RequestSpec>,
+    #[serde(default = "bad_input")]
+    expect_status: StatusSet,
+    #[serde(default = "invalid_request")]
+    expect_code: String,
+}
+
+fn bad_input() -> StatusSet {
+    StatusSet::exactly(&[400, 422])
+}
+
+fn invalid_request() -> String {
+    "invalid_request".into()
+}
+
+impl Check for InvalidRequest {
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(&self.requests)
+    }
+
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs::of(&self.requests)
+    }
+
+    fn schemas(&self, settings: &Settings) -> Vec<String> {
+        vec![settings.errors.schema.clone()]
+    }
+
+    fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
+        async move {
+            let responses = send_all(cx, &self.requests).await?;
+            Ok(self
+                .requests
+                .iter()
+                .zip(&responses)
+                .flat_map(|(request, response)| {
+                    judge_invalid(
+                        cx.schemas(),
+                        cx.settings(),
+                        &self.expect_status,
+                        &self.expect_code,
+                        response,
+                    )
+                    .into_iter()
+                    .map(move |f| f.prefixed(&format!("{}: ", input_of(request))))
+                })
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+/// What a request sends, shortly, to say which input a finding is about.
+fn input_of(request: &RequestSpec) -> String {
+    let body = match (&request.body, &request.raw_body) {
+        (Some(json), _) => json.to_string(),
+        (None, Some(raw)) => format!("the raw body {raw:?}"),
+        (None, None) => "no body".into(),
+    };
+    let shown: String = body.chars().take(80).collect();
+    format!("{} {}", request.method.to_ascii_uppercase(), shown)
+}
+
+/// The refusal of invalid input: status, then the envelope (a problem document instead of it
+/// said to be one), then the code.
+fn judge_invalid(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    expected: &StatusSet,
+    code: &str,
+    response: &Response,
+) -> Findings {
+    if let Some(finding) = status_finding("errors.invalid_request", response, expected) {
+        let severity = if response.status >= 500 {
+            "a 5xx for client input: "
+        } else {
+            ""
+        };
+        return vec![finding.prefixed(severity)];
+    }
+    let findings = envelope_findings(schemas, settings, response);
+    let problem = response.media_type().as_deref() == Some("application/problem+json");
+    if !findings.is_empty() && problem {
+        return vec![Finding::new(
+            "errors.problem_json",
+            format!(
+                "an application/problem+json reply without the error envelope, in {}; body: {}",
+                response.label(),
+                response.body_excerpt(200)
+            ),
+        )
+        .expected("the error envelope")
+        .actual("application/problem+json")
+        .cites(response)];
+    }
+    if !findings.is_empty() {
+        return findings;
+    }
+    match error_code(settings, response) {
+        Some(seen) if seen == code => Vec::new(),
+        seen => {
+            let seen = seen.map(|c| format!("\"{c}\"")).unwrap_or("none".into());
+            vec![Finding::new(
+                "errors.code",
+                format!(
+                    "expected error code \"{code}\", saw {seen} in {}",
+                    response.label()
+                ),
+            )
+            .expected(format!("\"{code}\""))
+            .actual(seen)
+            .at(&settings.errors.code_pointer)
+            .cites(response)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::Suite;
+
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[test]
+    fn invalid_input_is_refused_with_the_envelope_and_the_code() {
+        let suite = Suite::load(None).unwrap();
+        let schemas = SchemaSet::load(&suite).unwrap();
+        let judge = |status, headers: &[(&str, &str)], body: &str| {
+            judge_invalid(
+                &schemas,
+                &suite.settings,
+                &bad_input(),
+                "invalid_request",
+                &Response::for_test(status, headers, body),
+            )
+        };
+        let refusal =
+            r#"{"error": {"code": "invalid_request", "message": "no", "request_id": "r1"}}"#;
+        assert_eq!(judge(400, &[JSON], refusal), []);
+        assert_eq!(judge(422, &[JSON], refusal), []);
+        let crash = judge(500, &[JSON], &refusal.replace("invalid_request", "internal_error"));
+        assert_eq!(crash[0].rule, "errors.invalid_request");
+        assert!(crash[0].message.starts_with("a 5xx"), "{crash:?}");
+        assert_eq!(judge(201, &[JSON], r#"{"id": "j"}"#)[0].rule, "errors.invalid_request");
+        let problem = judge(
+            400,
+            &[("content-type", "application/problem+json")],
+            r#"{"type": "about:blank", "title": "Bad Request", "status": 400}"#,
+        );
+        assert_eq!(problem[0].rule, "errors.problem_json");
+        assert_eq!(problem.len(), 1);
+        let other = judge(400, &[JSON], &refusal.replace("invalid_request", "validation_error"));
+        assert_eq!(other[0].rule, "errors.code");
     }
 }

@@ -9,12 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::schema::invariant_findings_in;
-use super::{created_job, Check, Finding, Findings, NamedCheck, Needs, WRITES};
-use crate::client::{FailureKind, SendOptions};
-use crate::client::{Outgoing, Response};
+use super::{created_job, unfetchable, Check, Finding, Findings, NamedCheck, Needs, WRITES};
+use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::jobs::{is_absolute_url, status_of, Phase, PollFailure};
-use crate::suite::{CheckDecl, Credential, JobSettings, Settings};
+use crate::suite::{CheckDecl, JobSettings, Settings};
 
 /// What a sample input is expected to end as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -522,36 +521,14 @@ async fn output_unreachable(
     else {
         return Ok(None); // the invariants already report a missing or relative URL
     };
-    let mut last = String::new();
-    let mut finding = Finding::new("lifecycle.output_unreachable", "").cites(terminal);
-    for method in ["HEAD", "GET"] {
-        let mut request = Outgoing::get(url);
-        request.method = method.into();
-        request.credential = Credential::Missing;
-        match cx
-            .client()
-            .send(cx.name, &request, SendOptions::default())
-            .await
-        {
-            Ok(response) if response.is_success() => return Ok(None),
-            Ok(response) => {
-                last = response.label();
-                finding = finding.cites(&response);
-            }
-            Err(error) if error.kind == FailureKind::Refused => {
-                cx.note(&format!(
-                    "the output URL {url} was not fetched: {}",
-                    error.cause
-                ));
-                return Ok(None);
-            }
-            Err(error) if error.is_transport() => last = error.to_string(),
-            Err(error) => return Err(error.into()),
-        }
-    }
-    finding.message =
-        format!("the output URL {url} of the completed job cannot be fetched: {last}");
-    Ok(Some(finding.at(pointer).actual(url)))
+    let finding = unfetchable(
+        cx,
+        url,
+        "lifecycle.output_unreachable",
+        &format!("the output URL {url} of the completed job"),
+    )
+    .await?;
+    Ok(finding.map(|f| f.cites(terminal).at(pointer).actual(url)))
 }
 
 /// Findings without repeats of a message (every poll of a stuck job breaks the same rule).

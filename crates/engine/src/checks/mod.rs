@@ -9,21 +9,24 @@
 mod auth;
 mod credits;
 mod documented;
+mod download;
 mod errors;
 mod idempotency;
 mod latency;
 mod lifecycle;
 mod observability;
+mod pricing;
 mod rate_limit;
 mod schema;
 mod uploads;
+mod usage;
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
 pub use crate::finding::Finding;
 
-use crate::client::Response;
+use crate::client::{FailureKind, Outgoing, Response, SendOptions};
 use crate::context::{Abort, CheckContext};
 use crate::error::AppError;
 use crate::schemas::{SchemaSet, Violation};
@@ -207,6 +210,18 @@ pub const KINDS: &[(&str, Builder)] = &[
         "documented_response",
         kind::<documented::DocumentedResponse>,
     ),
+    ("invalid_request", kind::<errors::InvalidRequest>),
+    ("published_rates", kind::<pricing::PublishedRates>),
+    ("job_charge", kind::<pricing::JobCharge>),
+    ("download_before_completion", |decl| {
+        one(decl, download::BeforeCompletion::new(params(decl)?)?)
+    }),
+    ("download_completed", |decl| {
+        one(decl, download::Completed::new(params(decl)?)?)
+    }),
+    ("usage_in_range", kind::<usage::UsageInRange>),
+    ("out_of_range", kind::<usage::OutOfRange>),
+    ("usage_job_event", kind::<usage::JobEvent>),
 ];
 
 /// A kind whose parameters deserialize straight into its one check.
@@ -347,6 +362,43 @@ fn created_job(
 /// The error code at the suite's code pointer, if any.
 fn error_code<'r>(settings: &Settings, response: &'r Response) -> Option<&'r str> {
     response.pointer(&settings.errors.code_pointer)?.as_str()
+}
+
+/// A finding of `rule` when the absolute `url` (named `what` in messages) cannot be fetched
+/// without the key (HEAD, then GET). A link apiconform will not follow (see
+/// [`crate::links`]) is noted, not judged.
+async fn unfetchable(
+    cx: &CheckContext<'_>,
+    url: &str,
+    rule: &str,
+    what: &str,
+) -> Result<Option<Finding>, Abort> {
+    let mut last = String::new();
+    let mut finding = Finding::new(rule, "");
+    for method in ["HEAD", "GET"] {
+        let mut request = Outgoing::get(url);
+        request.method = method.into();
+        request.credential = Credential::Missing;
+        match cx
+            .client()
+            .send(cx.name, &request, SendOptions::default())
+            .await
+        {
+            Ok(response) if response.is_success() => return Ok(None),
+            Ok(response) => {
+                last = response.label();
+                finding = finding.cites(&response);
+            }
+            Err(error) if error.kind == FailureKind::Refused => {
+                cx.note(&format!("{what} was not fetched: {}", error.cause));
+                return Ok(None);
+            }
+            Err(error) if error.is_transport() => last = error.to_string(),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    finding.message = format!("{what} cannot be fetched: {last}");
+    Ok(Some(finding))
 }
 
 /// Send each request in turn, stopping at the first transport error.
