@@ -76,6 +76,9 @@ const NEEDS_A_FINISHED_JOB: &[&str] = &[
     "idempotency::reads_are_safe",
     "idempotency::start_charges_once",
     "latency::status_read",
+    "pricing::job_charge",
+    "download::completed",
+    "usage::job_event",
 ];
 
 /// The upload checks of the default suite.
@@ -181,6 +184,9 @@ fn matrix() -> Vec<Row> {
                 "rate_limit::burst",
                 "uploads::wrong_type",
                 "uploads::oversize",
+                "download::before_completion",
+                "errors::invalid_request",
+                "usage::out_of_range",
             ]],
             &[],
         ),
@@ -241,10 +247,11 @@ fn matrix() -> Vec<Row> {
             &[&["idempotency::start_charges_once"]],
             &[],
         ),
+        // Every read charges the run's job again, so its charge is more than its length's.
         row(
             ReadCharges,
             &[&["idempotency::reads_are_safe"]],
-            &[&["idempotency::start_charges_once"]],
+            &[&["idempotency::start_charges_once", "pricing::job_charge"]],
         ),
         row(
             StatusMovesBackwards,
@@ -280,6 +287,25 @@ fn matrix() -> Vec<Row> {
         // Every upload refused: the others that upload a video cannot pass either, and a 415
         // is not the 400 the refusals expect.
         row(UploadRefused, &[&["uploads::accepted"]], &[UPLOADS]),
+        row(HealthNeedsKey, &[&["health::status"]], &[]),
+        row(HealthBadShape, &[&["health::status"]], &[]),
+        row(PricingWrongRate, &[&["pricing::rates"]], &[]),
+        row(ChargeIgnoresDuration, &[&["pricing::job_charge"]], &[]),
+        row(
+            DownloadBeforeCompletion200,
+            &[&["download::before_completion"]],
+            &[],
+        ),
+        row(DownloadUrl404, &[&["download::completed"]], &[]),
+        row(UsageDays500, &[&["usage::out_of_range"]], &[]),
+        row(UsageBadShape, &[&["usage::in_range"]], &[]),
+        row(UsageNoJobEvent, &[&["usage::job_event"]], &[]),
+        row(InvalidRequest500, &[&["errors::invalid_request"]], &[]),
+        row(
+            InvalidRequestProblemJson,
+            &[&["errors::invalid_request"]],
+            &[],
+        ),
     ]
 }
 

@@ -193,6 +193,56 @@ async fn every_request_says_who_sent_it() {
     assert!(head.contains("x-api-key: sk_secret"), "{head}");
 }
 
+/// A raw body (input that is not JSON on purpose) goes on the wire byte for byte, typed
+/// `application/json`, and the record shows it as sent, as the curl line and the JSON report
+/// then do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_body_is_sent_and_recorded_as_is() {
+    const RAW: &str = "{\"video_url\": \"https://example.com/a.mp4\",";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(RAW.as_bytes()) && stream.read(&mut byte).unwrap_or(0) == 1 {
+            seen.push(byte[0]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}")
+            .unwrap();
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let suite = Suite::load(None).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig::new(base_url, Some("sk_secret".into())),
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .unwrap();
+    let mut request = Outgoing::get("/v1/jobs");
+    request.method = "POST".into();
+    request.raw_body = Some(RAW.into());
+    let response = client
+        .send("test", &request, SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(response.status, 400);
+    let wire = server.join().unwrap();
+    assert!(wire.ends_with(&format!("\r\n\r\n{RAW}")), "{wire}");
+    assert!(
+        wire.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{wire}"
+    );
+    let exchange = &record.exchanges()[0];
+    assert_eq!(exchange.request_body.as_deref(), Some(RAW));
+}
+
 /// The library's one entry point runs a checked configuration end to end, as the binary does:
 /// a filtered run against a reference server passes and writes the JSON report it was asked
 /// for, listing exactly the selected checks.

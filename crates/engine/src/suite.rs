@@ -41,7 +41,8 @@ pub const BUNDLED_SCHEMAS: &[(&str, &str)] = &[
     (
         "../schemas/upload-reply.schema.json",
         include_str!("../../../schemas/upload-reply.schema.json"),
-    ),    (
+    ),
+    (
         "../schemas/health.schema.json",
         include_str!("../../../schemas/health.schema.json"),
     ),
@@ -223,9 +224,14 @@ impl Default for PricingSettings {
         PricingSettings {
             path: "/api/pricing".into(),
             rates_pointer: "/model_pricing_credits_per_minute".into(),
-            rates: [("original", 60.0), ("light", 45.0), ("pro", 180.0), ("human", 45.0)]
-                .map(|(model, rate)| (model.to_string(), rate))
-                .into(),
+            rates: [
+                ("original", 60.0),
+                ("light", 45.0),
+                ("pro", 180.0),
+                ("human", 45.0),
+            ]
+            .map(|(model, rate)| (model.to_string(), rate))
+            .into(),
             duration_pointer: "/duration_seconds".into(),
             model_pointer: "/model".into(),
             default_model: "original".into(),
@@ -1125,7 +1131,10 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
             &settings.usage.event_credits_pointer,
         ),
         ("pricing.rates_pointer", &settings.pricing.rates_pointer),
-        ("pricing.duration_pointer", &settings.pricing.duration_pointer),
+        (
+            "pricing.duration_pointer",
+            &settings.pricing.duration_pointer,
+        ),
         ("pricing.model_pointer", &settings.pricing.model_pointer),
     ] {
         if !pointer.is_empty() && !pointer.starts_with('/') {
@@ -1187,7 +1196,9 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
     {
         return Err(Invalid::at(
             "pricing.rates",
-            format!("[pricing] rates: `{model}` must be a number of credits of at least 0, not {rate}"),
+            format!(
+                "[pricing] rates: `{model}` must be a number of credits of at least 0, not {rate}"
+            ),
         ));
     }
     if !(pricing.charge_tolerance_credits.is_finite() && pricing.charge_tolerance_credits >= 0.0) {
@@ -1351,6 +1362,24 @@ mod tests {
             parse("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"k\"\nlevel = \"MAY\"\n")
                 .unwrap_err();
         assert!(err.contains("s.toml:2:1") && err.contains("MAY"), "{err}");
+    }
+
+    #[test]
+    fn pricing_settings_are_validated_at_their_line() {
+        let err = parse("name = \"x\"\n[pricing]\nrates = { pro = -1 }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:3:1:") && err.contains("`pro`"),
+            "{err}"
+        );
+        let err = parse("name = \"x\"\n[pricing]\ncharge_tolerance_credits = -0.5\n").unwrap_err();
+        assert!(err.starts_with("s.toml:3:1:"), "{err}");
+        let err = parse("name = \"x\"\n[usage]\nevent_job_pointer = \"job_id\"\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:3:1:") && err.contains("not a JSON pointer"),
+            "{err}"
+        );
+        let err = parse("name = \"x\"\n[pricing]\npath = \"api/pricing\"\n").unwrap_err();
+        assert!(err.starts_with("s.toml:3:1:"), "{err}");
     }
 
     #[test]

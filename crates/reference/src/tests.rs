@@ -347,7 +347,7 @@ async fn pending_start_and_restart_charge_once() {
         .send(&app)
         .await;
     assert_eq!(summary.body["total_credits_used"], 90); // pro, 30 s: 180 x 0.5
-    // Another tenant cannot start or read it.
+                                                        // Another tenant cannot start or read it.
     let foreign = call(Method::POST, &start_path).key(B).send(&app).await;
     assert_envelope(&foreign, 404, "job_not_found");
 }
@@ -448,7 +448,11 @@ async fn endpoint_faults() {
         "missing_api_key",
     );
     assert_eq!(
-        call(Method::GET, "/health").key(A).send(&health).await.status,
+        call(Method::GET, "/health")
+            .key(A)
+            .send(&health)
+            .await
+            .status,
         StatusCode::OK
     );
     let shape = app(with_faults(&[Fault::HealthBadShape]));
@@ -461,7 +465,10 @@ async fn endpoint_faults() {
 
     let flat = app(with_faults(&[Fault::ChargeIgnoresDuration]));
     create(&flat, A, json!({"video_url": "https://v.test/a.mp4"})).await;
-    let events = call(Method::GET, "/v1/usage/events").key(A).send(&flat).await;
+    let events = call(Method::GET, "/v1/usage/events")
+        .key(A)
+        .send(&flat)
+        .await;
     assert_eq!(events.body["events"][0]["credits"], 60);
 
     let early = app(with_faults(&[Fault::DownloadBeforeCompletion200]));
@@ -504,7 +511,10 @@ async fn endpoint_faults() {
         "internal_error",
     );
     create(&usage, A, json!({"video_url": "https://v.test/a.mp4"})).await;
-    let events = call(Method::GET, "/v1/usage/events").key(A).send(&usage).await;
+    let events = call(Method::GET, "/v1/usage/events")
+        .key(A)
+        .send(&usage)
+        .await;
     assert_eq!(events.body["events"][0]["job_id"], Value::Null);
     let shape = app(with_faults(&[Fault::UsageBadShape]));
     let summary = call(Method::GET, "/v1/usage/summary?days=3")

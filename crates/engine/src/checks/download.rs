@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::schema::judge_schema;
 use super::{
-    created_job, envelope_findings, status_finding, success, unfetchable, Check, Finding,
-    Findings, Needs,
+    created_job, envelope_findings, status_finding, success, unfetchable, Check, Finding, Findings,
+    Needs,
 };
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
@@ -114,8 +114,7 @@ impl Check for BeforeCompletion {
             let settings = cx.settings();
             let create = settings.jobs.create_request(self.0.create_body.clone());
             let created = cx.send_outgoing(&create).await?;
-            let id = match created_job(settings, &created, "the job to download", "download.job")
-            {
+            let id = match created_job(settings, &created, "the job to download", "download.job") {
                 Ok(id) => id,
                 Err(findings) => return Ok(findings),
             };
@@ -238,15 +237,22 @@ impl Check for Completed {
             let settings = cx.settings();
             let id = cx.job_id.clone().unwrap_or_default();
             let read = cx.send_outgoing(&settings.jobs.read_request(&id)).await?;
-            let status = read.json.as_ref().and_then(|j| status_of(j, &settings.jobs));
-            if !read.is_success() || status.and_then(|s| settings.jobs.phase(s)) != Some(Phase::Completed) {
+            let status = read
+                .json
+                .as_ref()
+                .and_then(|j| status_of(j, &settings.jobs));
+            if !read.is_success()
+                || status.and_then(|s| settings.jobs.phase(s)) != Some(Phase::Completed)
+            {
                 return Err(Abort::Ignored(format!(
                     "needs a completed job, and the run's job read {} (status {})",
                     read.label(),
                     status.unwrap_or("unknown")
                 )));
             }
-            let response = cx.send_outgoing(&download_request(&self.0.path, &id)).await?;
+            let response = cx
+                .send_outgoing(&download_request(&self.0.path, &id))
+                .await?;
             let mut findings = judge_schema(cx.schemas(), &self.0.schema, &success(), &response);
             if !findings.is_empty() {
                 return Ok(findings);
@@ -257,7 +263,12 @@ impl Check for Completed {
             };
             let what = format!("the download URL {url} of the completed job");
             if let Some(finding) = unfetchable(cx, &url, "download.url_unreachable", &what).await? {
-                findings.push(finding.cites(&response).at(&self.0.url_pointer).actual(&url));
+                findings.push(
+                    finding
+                        .cites(&response)
+                        .at(&self.0.url_pointer)
+                        .actual(&url),
+                );
             }
             Ok(findings)
         }
@@ -319,7 +330,10 @@ mod tests {
         let refusal = r#"{"error": {"code": "invalid_request", "message": "Job not completed", "request_id": "r1"}}"#;
         assert_eq!(judge(400, refusal), []);
         assert_eq!(
-            judge(400, &refusal.replace("Job not completed", "job not completed yet")),
+            judge(
+                400,
+                &refusal.replace("Job not completed", "job not completed yet")
+            ),
             []
         );
         assert_eq!(
@@ -330,15 +344,28 @@ mod tests {
             judge(400, &refusal.replace("Job not completed", "Bad request"))[0].rule,
             "download.message"
         );
-        assert_eq!(judge(400, r#"{"detail": "Job not completed"}"#)[0].rule, "errors.envelope");
+        assert_eq!(
+            judge(400, r#"{"detail": "Job not completed"}"#)[0].rule,
+            "errors.envelope"
+        );
     }
 
     #[test]
     fn the_download_url_must_be_absolute() {
-        let ok = Response::for_test(200, &[JSON], r#"{"download_url": "https://cdn.example/o.webm"}"#);
-        assert_eq!(download_url("/download_url", &ok).unwrap(), "https://cdn.example/o.webm");
+        let ok = Response::for_test(
+            200,
+            &[JSON],
+            r#"{"download_url": "https://cdn.example/o.webm"}"#,
+        );
+        assert_eq!(
+            download_url("/download_url", &ok).unwrap(),
+            "https://cdn.example/o.webm"
+        );
         let relative = Response::for_test(200, &[JSON], r#"{"download_url": "/o.webm"}"#);
-        assert_eq!(download_url("/download_url", &relative).unwrap_err().rule, "download.url");
+        assert_eq!(
+            download_url("/download_url", &relative).unwrap_err().rule,
+            "download.url"
+        );
         assert!(job_path(PathTemplate("/api/download".into())).is_err());
     }
 }

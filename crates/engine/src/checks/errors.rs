@@ -351,10 +351,17 @@ mod tests {
             r#"{"error": {"code": "invalid_request", "message": "no", "request_id": "r1"}}"#;
         assert_eq!(judge(400, &[JSON], refusal), []);
         assert_eq!(judge(422, &[JSON], refusal), []);
-        let crash = judge(500, &[JSON], &refusal.replace("invalid_request", "internal_error"));
+        let crash = judge(
+            500,
+            &[JSON],
+            &refusal.replace("invalid_request", "internal_error"),
+        );
         assert_eq!(crash[0].rule, "errors.invalid_request");
         assert!(crash[0].message.starts_with("a 5xx"), "{crash:?}");
-        assert_eq!(judge(201, &[JSON], r#"{"id": "j"}"#)[0].rule, "errors.invalid_request");
+        assert_eq!(
+            judge(201, &[JSON], r#"{"id": "j"}"#)[0].rule,
+            "errors.invalid_request"
+        );
         let problem = judge(
             400,
             &[("content-type", "application/problem+json")],
@@ -362,7 +369,11 @@ mod tests {
         );
         assert_eq!(problem[0].rule, "errors.problem_json");
         assert_eq!(problem.len(), 1);
-        let other = judge(400, &[JSON], &refusal.replace("invalid_request", "validation_error"));
+        let other = judge(
+            400,
+            &[JSON],
+            &refusal.replace("invalid_request", "validation_error"),
+        );
         assert_eq!(other[0].rule, "errors.code");
     }
 }

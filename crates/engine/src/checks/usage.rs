@@ -58,8 +58,14 @@ impl Check for UsageInRange {
     }
 
     fn plan(&self, _settings: &Settings) -> Vec<String> {
-        let summaries = self.days.iter().map(|d| format!("GET {}", self.summary(*d)));
-        let events = self.limits.iter().map(|l| format!("GET {}", self.events(*l)));
+        let summaries = self
+            .days
+            .iter()
+            .map(|d| format!("GET {}", self.summary(*d)));
+        let events = self
+            .limits
+            .iter()
+            .map(|l| format!("GET {}", self.events(*l)));
         summaries.chain(events).collect()
     }
 
@@ -71,7 +77,9 @@ impl Check for UsageInRange {
         async move {
             let mut findings = Vec::new();
             for days in &self.days {
-                let response = cx.send_outgoing(&Outgoing::get(self.summary(*days))).await?;
+                let response = cx
+                    .send_outgoing(&Outgoing::get(self.summary(*days)))
+                    .await?;
                 findings.extend(judge_schema(
                     cx.schemas(),
                     &self.summary_schema,
@@ -80,7 +88,9 @@ impl Check for UsageInRange {
                 ));
             }
             for limit in &self.limits {
-                let response = cx.send_outgoing(&Outgoing::get(self.events(*limit))).await?;
+                let response = cx
+                    .send_outgoing(&Outgoing::get(self.events(*limit)))
+                    .await?;
                 findings.extend(judge_events_page(
                     cx.schemas(),
                     &self.events_schema,
