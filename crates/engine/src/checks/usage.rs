@@ -270,7 +270,15 @@ impl Check for JobEvent {
             if !events.is_empty() {
                 return Ok(Vec::new());
             }
-            let pointer = &cx.settings().usage.event_job_pointer;
+            let usage = &cx.settings().usage;
+            let page = events_at(&listing, &usage.events_pointer).map_or(0, Vec::len);
+            if page >= MAX_EVENTS_PAGE {
+                // A job of `--job-id` may be older than the newest page of events.
+                return Err(Abort::Ignored(format!(
+                    "no event names job {job_id}, but the page of events is full ({page}): its event may be older"
+                )));
+            }
+            let pointer = &usage.event_job_pointer;
             Ok(vec![Finding::new(
                 "usage.job_event",
                 format!(
@@ -286,6 +294,9 @@ impl Check for JobEvent {
         .boxed()
     }
 }
+
+/// The most events one page holds (`limit` is at most 100, docs/contract.md section 2).
+const MAX_EVENTS_PAGE: usize = 100;
 
 /// `--dry-run` lines for reading the usage events.
 pub(super) fn planned_events(settings: &Settings) -> Vec<String> {
