@@ -21,6 +21,11 @@ fn binding(name: &str) -> Selector {
         "create_reply" => (Some("createJob"), "201", None),
         "start_reply" => (Some("startJob"), "200", None),
         "upload_reply" => (Some("uploadVideo"), "200", None),
+        "health" => (Some("getHealth"), "200", None),
+        "pricing" => (Some("getPricing"), "200", None),
+        "download" => (Some("getDownload"), "200", None),
+        "usage_summary" => (Some("getUsageSummary"), "200", None),
+        "usage_events" => (Some("listUsageEvents"), "200", None),
         "error" => (None, "200", Some("Error")),
         other => panic!(
             "schema `{other}` of the default suite has no binding here: add it to the reference server's openapi.json and to this table"
@@ -138,6 +143,11 @@ job_list = { method = "GET", path = "/v1/jobs" }
 create_reply = { operation = "createJob", status = "201" }
 start_reply = { operation = "startJob" }
 upload_reply = { operation = "uploadVideo" }
+health = { operation = "getHealth" }
+pricing = { operation = "getPricing" }
+download = { operation = "getDownload" }
+usage_summary = { operation = "getUsageSummary" }
+usage_events = { operation = "listUsageEvents" }
 error = { component = "Error" }
 "#;
 
