@@ -83,7 +83,7 @@ named_switches! {
     StatusMovesBackwards => "status-moves-backwards",
         "a completed job reads as processing on every third read (breaks: completed is terminal)";
     ProgressGoesDown => "progress-goes-down",
-        "progress alternates high and low while processing (breaks: progress never goes down)";
+        "progress alternates high and low while processing, and a job reads as processing until two reads have seen it so (breaks: progress never goes down)";
     JobNeverFinishes => "job-never-finishes",
         "jobs stay processing at progress 99 forever (breaks: a job reaches a terminal state in finite time)";
     PaymentRequiredCreatesJob => "payment-required-creates-job",

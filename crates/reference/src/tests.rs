@@ -936,6 +936,26 @@ async fn lifecycle_faults() {
         .send(&down)
         .await;
     assert_envelope(&start, 500, "internal_error");
+
+    // However late the reads come, two of them see the job processing, the second lower.
+    let instant = super::app(ServerConfig {
+        job_duration: Duration::ZERO,
+        ..with_faults(&[Fault::ProgressGoesDown])
+    });
+    let id = create(&instant, A, json!({"video_url": "https://v.test/a.mp4"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = get_job(&instant, A, &id).await.body;
+    let second = get_job(&instant, A, &id).await.body;
+    assert_eq!(
+        (&first["status"], &second["status"]),
+        (&json!("processing"), &json!("processing"))
+    );
+    assert!(second["progress"].as_u64() < first["progress"].as_u64());
+    assert_eq!(get_job(&instant, A, &id).await.body["status"], "completed");
 }
 
 #[tokio::test]
