@@ -29,6 +29,7 @@ pub mod finding;
 mod hints;
 pub mod interrupt;
 pub mod jobs;
+pub mod lanes;
 mod links;
 pub mod openapi;
 mod oracle;
