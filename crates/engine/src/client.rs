@@ -971,6 +971,7 @@ impl HttpClient {
         let started = SystemTime::now();
         let clock = Instant::now();
         let stopped = self.stopped_signal.notified();
+        let in_flight = self.record.in_flight();
         let result = tokio::select! {
             joined = AbortOnDrop(tokio::spawn(prepared.wire.clone().fetch())) => {
                 joined.unwrap_or_else(|e| Err(Failed {
@@ -980,6 +981,7 @@ impl HttpClient {
             }
             _ = stopped => Err(abandoned()),
         };
+        drop(in_flight);
         self.finish(check, prepared, started, clock.elapsed(), result)
     }
 
@@ -999,10 +1001,12 @@ impl HttpClient {
         let started = SystemTime::now();
         let clock = Instant::now();
         let stopped = self.stopped_signal.notified();
+        let in_flight = self.record.in_flight();
         let result = tokio::select! {
             fetched = lane.fetch(target) => fetched.map(|raw| prepared.wire.sift(raw)),
             _ = stopped => Err(abandoned()),
         };
+        drop(in_flight);
         self.finish(check, prepared, started, clock.elapsed(), result)
     }
 
@@ -1218,6 +1222,7 @@ impl HttpClient {
         let http = link_client.as_ref().unwrap_or(&self.http);
         // Requests in flight end at once when the run gives up on the target.
         let stopped = self.stopped_signal.notified();
+        let _in_flight = self.record.in_flight();
         let result = tokio::select! {
             result = self.execute(http, built) => result,
             _ = stopped => Err(Failed {
