@@ -127,7 +127,7 @@ echo
 
 echo "### 2. Overhead against the floor: the default run, embedded server"
 echo
-echo "Overhead is wall time less the time waited on purpose (the JSON report's summary.waited_seconds). It is broken down with the run's own account (\\`-v\\`): start-up and end (the process outside the run's clock: suite, schemas, the embedded server), requests in flight while nothing waited on purpose, and the rest, the harness's own work."
+echo 'Overhead is wall time less the time waited on purpose (the JSON report'"'"'s `summary.waited_seconds`). It is broken down with the run'"'"'s own account (`-v`, "where the run'"'"'s time went"): start-up and end (outside the run'"'"'s clock: flags, suite, schemas, the embedded server starting and stopping), requests in flight while nothing waited on purpose, and the rest, the harness'"'"'s own work.'
 echo
 echo "| run | wall (s) | waited on purpose (s) | overhead (s) | overhead share | start-up and end (s) | in flight (s) | harness's own (s) | peak RSS (MiB) | result |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
