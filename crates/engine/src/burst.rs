@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
 
@@ -215,7 +215,9 @@ fn stop_on_harm(stop: &AtomicBool, result: &Result<Response, TransportError>) {
 
 /// The burst on `concurrency` lanes, each one connection sending its requests one after
 /// another (see [`crate::lanes`]), until `cap` requests were sent or one lane stops them all.
-/// The results come in the order they completed.
+/// The results come in the order they completed: a response when its head arrived (a lane
+/// may read its body and be recorded a little later than another's), a transport error when
+/// it happened.
 async fn on_lanes(
     cx: &CheckContext<'_>,
     prepared: &Prepared,
@@ -234,14 +236,20 @@ async fn on_lanes(
         {
             let result = cx.client().send_on_lane(cx.name, prepared, &mut lane).await;
             stop_on_harm(stop, &result);
+            let completed = match &result {
+                Ok(response) => response.received_at,
+                Err(_) => SystemTime::now(),
+            };
             results
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(result);
+                .push((completed, result));
         }
     });
     futures_util::future::join_all(lanes).await;
-    results.into_inner().unwrap_or_else(|p| p.into_inner())
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(completed, _)| *completed);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Wait as `limited` hints (or the documented schedule), retry, and repeat until a success
