@@ -127,25 +127,35 @@ echo
 
 echo "### 2. Overhead against the floor: the default run, embedded server"
 echo
-echo "| run | wall (s) | waited on purpose (s) | overhead (s) | overhead share | peak RSS (MiB) | result |"
-echo "|---|---|---|---|---|---|---|"
-: >"$work/ov"; : >"$work/ovf"; : >"$work/rss"
+echo 'Overhead is wall time less the time waited on purpose (the JSON report'"'"'s `summary.waited_seconds`). It is broken down with the run'"'"'s own account (`-v`, "where the run'"'"'s time went"): start-up and end (outside the run'"'"'s clock: flags, suite, schemas, the embedded server starting and stopping), requests in flight while nothing waited on purpose, and the rest, the harness'"'"'s own work.'
+echo
+echo "| run | wall (s) | waited on purpose (s) | overhead (s) | overhead share | start-up and end (s) | in flight (s) | harness's own (s) | peak RSS (MiB) | result |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+: >"$work/ov"; : >"$work/ovf"; : >"$work/rss"; : >"$work/own"; : >"$work/fly"; : >"$work/ends"
 for i in $(seq "$runs"); do
   t0=$(now_ns)
-  timeout 300 /usr/bin/time -f "%M" -o "$work/default.time" "$bin" -q --color never --deadline 120 \
-    --report-json "$work/default.json" >"$work/default.out" 2>/dev/null || true
+  timeout 300 /usr/bin/time -f "%M" -o "$work/default.time" "$bin" -q -v --color never --deadline 120 \
+    --report-json "$work/default.json" >"$work/default.out" 2>"$work/default.err" || true
   t1=$(now_ns)
   wall=$(calc "($t1 - $t0) / 1e9" 3)
   waited=$(jq -r '.summary.waited_seconds' "$work/default.json")
+  took=$(jq -r '.duration_seconds' "$work/default.json")
   over=$(calc "$wall - $waited" 3)
   frac=$(calc "$over / $wall" 3)
+  ends=$(calc "$wall - $took" 3)
+  account=$(sed 's/\x1b\[[0-9;]*m//g' "$work/default.err" | grep "where the run's time went" | tail -n 1 || true)
+  fly=$(calc "$(grep -o 'in_flight_s=[0-9.e-]*' <<<"$account" | cut -d= -f2 || echo nan)" 3)
+  own=$(calc "$(grep -o 'own_s=[0-9.e-]*' <<<"$account" | cut -d= -f2 || echo nan)" 3)
   kb=$(tail -n 1 "$work/default.time")
   result=$(jq -r '.summary | "\(.passed) passed, \(.failed) failed, \(.warned) warned, \(.errored) errored"' "$work/default.json")
   echo "$over" >>"$work/ov"; echo "$frac" >>"$work/ovf"; echo "$kb" >>"$work/rss"
-  echo "| $i | $wall | $waited | $over | $frac | $(calc "$kb / 1024" 1) | $result |"
+  echo "$own" >>"$work/own"; echo "$fly" >>"$work/fly"; echo "$ends" >>"$work/ends"
+  echo "| $i | $wall | $waited | $over | $frac | $ends | $fly | $own | $(calc "$kb / 1024" 1) | $result |"
 done
 overhead_s=$(median <"$work/ov"); overhead_frac=$(median <"$work/ovf")
 rss_mb=$(calc "$(median <"$work/rss") / 1024" 1)
+echo
+echo "Medians: start-up and end $(median <"$work/ends") s, in flight $(median <"$work/fly") s, the harness's own $(median <"$work/own") s."
 echo
 
 echo "### 3. Start-up"
@@ -166,7 +176,7 @@ else
   how="a date +%s%N loop, median of $((runs * 10))"
 fi
 list_ms=$(calc "$(median <"$work/list")" 2)
-echo "\`--list\` (parse the suite, compile the schemas, no request): $list_ms ms ($how)."
+echo "\`--list\` (parse the suite, read the schemas, no request): $list_ms ms ($how)."
 echo
 
 echo "### 4. Scale"

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::config::RunConfig;
+use crate::config::{Mode, RunConfig};
 use crate::error::AppError;
 use crate::flags::{Cli, Command, LogFormat};
 use crate::stdout::to_stdout;
@@ -21,19 +21,8 @@ pub fn main() -> ExitCode {
             .exit();
     }
     init_logging(cli.run.verbose, cli.run.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            return fail(&AppError::Environment(format!(
-                "cannot start the async runtime: {e}"
-            )))
-        }
-    };
     let result = match cli.command {
-        Some(Command::Serve(args)) => crate::serve::serve(&runtime, args),
+        Some(Command::Serve(args)) => runtime(true).and_then(|rt| crate::serve::serve(&rt, args)),
         Some(Command::Completions { shell }) => to_stdout(|out| {
             clap_complete::generate(shell, &mut Cli::command(), "apiconform", out);
             Ok(())
@@ -50,10 +39,27 @@ pub fn main() -> ExitCode {
             };
             crate::config_file::apply(&mut cli.run, typed)
                 .and_then(|()| RunConfig::from_flags(cli.run))
-                .and_then(|config| crate::run(&runtime, config))
+                .and_then(|config| {
+                    // `--list` sends nothing: it gets a runtime without worker threads.
+                    runtime(config.mode != Mode::List).and_then(|rt| crate::run(&rt, config))
+                })
         }
     };
     result.unwrap_or_else(|e| fail(&e))
+}
+
+/// The async runtime, built once the command is known: with worker threads for a run or the
+/// server, on the calling thread alone for what sends nothing.
+fn runtime(workers: bool) -> Result<tokio::runtime::Runtime, AppError> {
+    let mut builder = if workers {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Environment(format!("cannot start the async runtime: {e}")))
 }
 
 fn fail(error: &AppError) -> ExitCode {

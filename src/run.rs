@@ -297,6 +297,17 @@ fn run_checks(
             "marked `ignored = true` in the suite; run it with --ignored or --include-ignored",
         );
     }
+    // Where the run's time went, for `-v` (and scripts/bench.sh): what is neither a wait on
+    // purpose nor a request in flight is the harness's own work.
+    let (took, record) = (clock.elapsed(), &plan.context.record);
+    let (waited, busy) = (record.waited(None), record.busy());
+    tracing::info!(
+        took_s = took.as_secs_f64(),
+        waited_s = waited.as_secs_f64(),
+        in_flight_s = busy.saturating_sub(waited).as_secs_f64(),
+        own_s = took.saturating_sub(busy).as_secs_f64(),
+        "where the run's time went: waited on purpose, requests in flight, the harness's own"
+    );
     let (pace, asked) = plan.context.client.pace();
     if pace < asked {
         plan.context.record.add_notice(&format!(

@@ -368,3 +368,210 @@ async fn the_final_phase_waits_for_every_other_check() {
     let order: Vec<String> = record.checks().into_iter().map(|c| c.name).collect();
     assert_eq!(order, ["test::nap", "test::judge"]);
 }
+
+/// A raw HTTP/1.1 server that answers each connection once and closes it (`Connection:
+/// close`), as a server with a limit of one request per connection does: the `limited_at`-th
+/// request gets a 429 with the error envelope, every other a 200 with RateLimit headers.
+/// Returns the base URL, the number of connections accepted, and the request heads seen
+/// (lower-cased). It stops when `stop` is set and one more connection comes.
+struct ClosingServer {
+    base_url: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClosingServer {
+    fn start(limited_at: usize) -> ClosingServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, seen, stopping) = (connections.clone(), heads.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: a test's burst is far smaller.
+            for _ in 0..500 {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).to_ascii_lowercase());
+                let (status, remaining, body) = if n == limited_at {
+                    (
+                        "429 Too Many Requests\r\nRetry-After: 1",
+                        0,
+                        format!("{{\"error\":{{\"code\":\"rate_limited\",\"message\":\"slow down\",\"request_id\":\"r{n}\"}}}}"),
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        limited_at.saturating_sub(n + 1),
+                        "{\"ok\":true}".to_string(),
+                    )
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nX-Request-Id: r{n}\r\nX-RateLimit-Limit: {}\r\nX-RateLimit-Remaining: {remaining}\r\nX-Unjudged: {n}\r\n\r\n{body}",
+                    body.len(),
+                    limited_at - 1,
+                );
+                let _ = stream.write_all(reply.as_bytes());
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+        });
+        ClosingServer {
+            base_url,
+            connections,
+            heads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for ClosingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.base_url.trim_start_matches("http://"));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A burst lane sends the prepared request as the general client would (the key, the run
+/// id, Host, User-Agent), reopens the connection the server closed after each answer, and
+/// gives the lean answer for a 2xx (only the judged headers, no body) and the whole one for
+/// a 429 (body and JSON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_lane_reopens_closed_connections_and_answers_lean_and_whole() {
+    let server = ClosingServer::start(4);
+    let suite = Suite::load(None).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig {
+            run_id: "run-7".into(),
+            ..ClientConfig::new(server.base_url.clone(), Some("sk_lane_secret".into()))
+        },
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .unwrap();
+    let prepared = client.prepare(&Outgoing::get("/v1/ping?x=1")).unwrap();
+    assert!(prepared.has_lanes(), "an http:// target is sent on lanes");
+    let mut lane = apiconform::lanes::Lane::default();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(
+            client
+                .send_on_lane("test", &prepared, &mut lane)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(server.connections(), 5, "one connection per answer");
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 200]);
+    let lean = &answers[0];
+    assert!(lean.body.is_empty() && lean.json.is_none());
+    assert_eq!(lean.request_id.as_deref(), Some("r1"));
+    assert_eq!(lean.header("x-ratelimit-remaining"), Some("2"));
+    assert_eq!(
+        lean.header("x-unjudged"),
+        None,
+        "a 2xx keeps only judged headers"
+    );
+    let limited = &answers[3];
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(
+        limited.header("x-unjudged"),
+        Some("4"),
+        "a 429 comes back whole"
+    );
+    assert_eq!(
+        limited.pointer("/error/code").and_then(|c| c.as_str()),
+        Some("rate_limited")
+    );
+    assert_eq!(record.exchange_count(), 5);
+    let heads = server.heads.lock().unwrap().clone();
+    let host = server.base_url.trim_start_matches("http://").to_string();
+    for head in &heads {
+        assert!(head.starts_with("get /v1/ping?x=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {host}\r\n")), "{head}");
+        assert!(head.contains("x-api-key: sk_lane_secret\r\n"), "{head}");
+        assert!(head.contains("x-apiconform-run-id: run-7\r\n"), "{head}");
+        assert!(
+            head.contains(&format!(
+                "user-agent: apiconform/{}\r\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{head}"
+        );
+    }
+}
+
+/// The rate-limit checks judge a burst on lanes against a server that closes every
+/// connection after one answer as they judge it anywhere: the 429 is found, nothing is taken
+/// for a transport error, and the request recovers after the hinted wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_burst_against_a_server_that_closes_each_connection_is_judged_as_usual() {
+    let server = ClosingServer::start(6);
+    let mut suite = Suite::load(None).unwrap();
+    suite.settings.burst.request = Some(apiconform::suite::RequestSpec::get("/v1/ping"));
+    suite.settings.burst.max_requests = 40;
+    suite.settings.burst.concurrency = 4;
+    let schemas = SchemaSet::load(&suite).unwrap();
+    let record = Arc::new(RunRecord::default());
+    let client = HttpClient::new(
+        ClientConfig::new(server.base_url.clone(), Some("sk_lane_secret".into())),
+        &suite.settings,
+        Arc::clone(&record),
+    )
+    .unwrap();
+    let plan = Arc::new(
+        Plan::new(RunContext::new(
+            suite,
+            schemas,
+            client,
+            Arc::clone(&record),
+            RunOptions::default(),
+        ))
+        .unwrap(),
+    );
+    for name in ["rate_limit::burst", "rate_limit::recovery"] {
+        let index = plan.checks.iter().position(|c| c.name == name).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), plan.execute(index))
+            .await
+            .expect("the check ends");
+        assert_eq!(
+            outcome.outcome,
+            Outcome::Passed,
+            "{name}: {}",
+            outcome.message
+        );
+    }
+    assert_eq!(
+        server.connections(),
+        record.exchange_count(),
+        "every request went on a connection of its own"
+    );
+}

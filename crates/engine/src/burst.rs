@@ -4,14 +4,16 @@
 //! It runs once per run, while no other check sends traffic, and every `rate_limit::*` check
 //! judges one aspect of the same report.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::client::{Response, SendOptions};
+use crate::client::{Prepared, Response, SendOptions, TransportError};
 use crate::context::{Abort, CheckContext};
 use crate::hints::{self, RateLimitInfo, RetryAfter};
+use crate::lanes::Lane;
 use crate::suite::RequestSpec;
 
 /// A burst never runs longer than this, whatever the server does.
@@ -144,31 +146,32 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
     ));
     // Built once, sent `cap` times: the lean path parses and records only what is judged.
     let prepared = client.prepare(&outgoing);
-    let results: Vec<_> = stream::iter(0..cap)
-        .map(|_| {
-            let (stop, prepared) = (&stop, &prepared);
-            async move {
-                if stop.load(Ordering::Relaxed) || started.elapsed() > BURST_TIME_LIMIT {
-                    return None;
-                }
-                let result = match prepared {
-                    Ok(prepared) => client.send_prepared(cx.name, prepared).await,
-                    Err(refused) => Err(refused.clone()),
-                };
-                // Stop at the first 429, and at any sign of harm (5xx, transport error).
-                if result
-                    .as_ref()
-                    .map_or(true, |r| r.status == 429 || r.status >= 500)
-                {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                Some(result)
-            }
-        })
-        .buffer_unordered(concurrency as usize)
-        .filter_map(|r| async move { r })
-        .collect()
-        .await;
+    let results = match &prepared {
+        Ok(prepared) if prepared.has_lanes() => {
+            on_lanes(cx, prepared, cap, concurrency, &stop, started).await
+        }
+        _ => {
+            stream::iter(0..cap)
+                .map(|_| {
+                    let (stop, prepared) = (&stop, &prepared);
+                    async move {
+                        if stop.load(Ordering::Relaxed) || started.elapsed() > BURST_TIME_LIMIT {
+                            return None;
+                        }
+                        let result = match prepared {
+                            Ok(prepared) => client.send_prepared(cx.name, prepared).await,
+                            Err(refused) => Err(refused.clone()),
+                        };
+                        stop_on_harm(stop, &result);
+                        Some(result)
+                    }
+                })
+                .buffer_unordered(concurrency as usize)
+                .filter_map(|r| async move { r })
+                .collect()
+                .await
+        }
+    };
     let elapsed = started.elapsed();
     let mut responses = Vec::new();
     let mut transport_errors = Vec::new();
@@ -198,6 +201,55 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
         report.recovery = Some(recover(cx, &outgoing, limited).await);
     }
     Ok(report)
+}
+
+/// Stop at the first 429, and at any sign of harm (5xx, transport error).
+fn stop_on_harm(stop: &AtomicBool, result: &Result<Response, TransportError>) {
+    if result
+        .as_ref()
+        .map_or(true, |r| r.status == 429 || r.status >= 500)
+    {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The burst on `concurrency` lanes, each one connection sending its requests one after
+/// another (see [`crate::lanes`]), until `cap` requests were sent or one lane stops them all.
+/// The results come in the order they completed: a response when its head arrived (a lane
+/// may read its body and be recorded a little later than another's), a transport error when
+/// it happened.
+async fn on_lanes(
+    cx: &CheckContext<'_>,
+    prepared: &Prepared,
+    cap: u32,
+    concurrency: u32,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Vec<Result<Response, TransportError>> {
+    let issued = AtomicU32::new(0);
+    let results = Mutex::new(Vec::with_capacity(cap.min(100_000) as usize));
+    let lanes = (0..concurrency.clamp(1, cap.max(1))).map(|_| async {
+        let mut lane = Lane::default();
+        while !stop.load(Ordering::Relaxed)
+            && started.elapsed() <= BURST_TIME_LIMIT
+            && issued.fetch_add(1, Ordering::Relaxed) < cap
+        {
+            let result = cx.client().send_on_lane(cx.name, prepared, &mut lane).await;
+            stop_on_harm(stop, &result);
+            let completed = match &result {
+                Ok(response) => response.received_at,
+                Err(_) => SystemTime::now(),
+            };
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((completed, result));
+        }
+    });
+    futures_util::future::join_all(lanes).await;
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(completed, _)| *completed);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Wait as `limited` hints (or the documented schedule), retry, and repeat until a success

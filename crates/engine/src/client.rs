@@ -14,11 +14,15 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::hints::{self, Backoff};
+use crate::lanes::{Lane, LaneTarget};
 use crate::links;
 use crate::pacing::Pacer;
 use crate::record::{Exchange, PartSummary, RunRecord, WaitClock};
 use crate::secrets::Secrets;
 use crate::suite::{Credential, Settings};
+
+/// What every request of the run says it is.
+const USER_AGENT: &str = concat!("apiconform/", env!("CARGO_PKG_VERSION"));
 
 /// How many bytes of a body are kept in the run record.
 const BODY_EXCERPT_BYTES: usize = 2048;
@@ -249,6 +253,9 @@ pub struct Prepared {
     headers: Vec<(String, String)>,
     body: Option<String>,
     job_id: Option<String>,
+    /// The request as a burst lane sends it, for a plain `http://` target (see
+    /// [`crate::lanes`]); None where only the general client can send it.
+    lane: Option<LaneTarget>,
 }
 
 /// The part of a [`Prepared`] request its sends share across tasks.
@@ -287,6 +294,11 @@ impl Wire {
             self.timeout_seconds,
         )
         .await?;
+        Ok(self.sift(raw))
+    }
+
+    /// Whether `raw` echoed a key, and for a 2xx that did not, the headers the checks judge.
+    fn sift(&self, raw: RawAnswer) -> Fetched {
         let echoed = raw
             .headers
             .values()
@@ -307,17 +319,17 @@ impl Wire {
                 })
                 .collect()
         });
-        Ok(Fetched {
+        Fetched {
             raw,
             echoed,
             lean_headers,
-        })
+        }
     }
 }
 
 /// A spawned task, aborted when its handle is dropped (the burst was cancelled, the target
 /// given up on), so no send outlives its caller.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -340,6 +352,11 @@ impl Prepared {
     /// `METHOD path`, masked, for messages.
     pub fn request_line(&self) -> &str {
         &self.request_line
+    }
+
+    /// True when the burst can send this request on lanes of its own (see [`crate::lanes`]).
+    pub fn has_lanes(&self) -> bool {
+        self.lane.is_some()
     }
 }
 
@@ -563,7 +580,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs_f64(target.connect_timeout_seconds))
             .timeout(Duration::from_secs_f64(target.timeout_seconds))
-            .user_agent(concat!("apiconform/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
         let rate = config
@@ -905,6 +922,14 @@ impl HttpClient {
             return Err(refuse("the request body cannot be sent twice".into()));
         }
         let headers = self.masked_headers(&built);
+        let target = &self.settings.target;
+        let lane = LaneTarget::new(
+            &built,
+            USER_AGENT,
+            Duration::from_secs_f64(target.connect_timeout_seconds),
+            Duration::from_secs_f64(target.timeout_seconds),
+            target.max_body_bytes,
+        );
         Ok(Prepared {
             wire: Arc::new(Wire {
                 request: built,
@@ -926,6 +951,7 @@ impl HttpClient {
             body: request.body_text().map(|b| self.secrets.mask(&b)),
             job_id: request.job_id.clone(),
             request_line,
+            lane,
         })
     }
 
@@ -941,6 +967,52 @@ impl HttpClient {
         check: &str,
         prepared: &Prepared,
     ) -> Result<Response, TransportError> {
+        self.admit(prepared).await?;
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let stopped = self.stopped_signal.notified();
+        let in_flight = self.record.in_flight();
+        let result = tokio::select! {
+            joined = AbortOnDrop(tokio::spawn(prepared.wire.clone().fetch())) => {
+                joined.unwrap_or_else(|e| Err(Failed {
+                    cause: format!("the request's task ended: {e}"),
+                    timed_out: false,
+                }))
+            }
+            _ = stopped => Err(abandoned()),
+        };
+        drop(in_flight);
+        self.finish(check, prepared, started, clock.elapsed(), result)
+    }
+
+    /// [`Self::send_prepared`] on a burst lane's own connection (see [`crate::lanes`]): the
+    /// same budget, ceiling, record and answers. Only for a request that
+    /// [`Prepared::has_lanes`].
+    pub async fn send_on_lane(
+        &self,
+        check: &str,
+        prepared: &Prepared,
+        lane: &mut Lane,
+    ) -> Result<Response, TransportError> {
+        let Some(target) = &prepared.lane else {
+            return self.send_prepared(check, prepared).await;
+        };
+        self.admit(prepared).await?;
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let stopped = self.stopped_signal.notified();
+        let in_flight = self.record.in_flight();
+        let result = tokio::select! {
+            fetched = lane.fetch(target) => fetched.map(|raw| prepared.wire.sift(raw)),
+            _ = stopped => Err(abandoned()),
+        };
+        drop(in_flight);
+        self.finish(check, prepared, started, clock.elapsed(), result)
+    }
+
+    /// What every send of a prepared request passes first: the target still answering, the
+    /// run's budget (one request taken from it) and its ceiling.
+    async fn admit(&self, prepared: &Prepared) -> Result<(), TransportError> {
         if self.target_stopped() {
             return Err(self.stopped_error(&prepared.request_line));
         }
@@ -959,22 +1031,19 @@ impl HttpClient {
             });
         }
         self.ceiling.until_ready().await;
-        let started = SystemTime::now();
-        let clock = Instant::now();
-        let stopped = self.stopped_signal.notified();
-        let result = tokio::select! {
-            joined = AbortOnDrop(tokio::spawn(prepared.wire.clone().fetch())) => {
-                joined.unwrap_or_else(|e| Err(Failed {
-                    cause: format!("the request's task ended: {e}"),
-                    timed_out: false,
-                }))
-            }
-            _ = stopped => Err(Failed {
-                cause: "abandoned: the target stopped answering".into(),
-                timed_out: false,
-            }),
-        };
-        let elapsed = clock.elapsed();
+        Ok(())
+    }
+
+    /// Record one send of a prepared request and make its [`Response`]: lean for a 2xx that
+    /// echoed nothing, whole for anything else.
+    fn finish(
+        &self,
+        check: &str,
+        prepared: &Prepared,
+        started: SystemTime,
+        elapsed: Duration,
+        result: Result<Fetched, Failed>,
+    ) -> Result<Response, TransportError> {
         let exchange = |status: Option<u16>| Exchange {
             id: 0,
             check: check.to_string(),
@@ -1153,6 +1222,7 @@ impl HttpClient {
         let http = link_client.as_ref().unwrap_or(&self.http);
         // Requests in flight end at once when the run gives up on the target.
         let stopped = self.stopped_signal.notified();
+        let _in_flight = self.record.in_flight();
         let result = tokio::select! {
             result = self.execute(http, built) => result,
             _ = stopped => Err(Failed {
@@ -1335,7 +1405,7 @@ impl HttpClient {
             .retry(reqwest::retry::never())
             .connect_timeout(Duration::from_secs_f64(target.connect_timeout_seconds))
             .timeout(Duration::from_secs_f64(target.timeout_seconds))
-            .user_agent(concat!("apiconform/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .resolve_to_addrs(&host, addresses)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))
@@ -1400,6 +1470,14 @@ impl HttpClient {
     }
 }
 
+/// A send abandoned because the run gave up on the target.
+fn abandoned() -> Failed {
+    Failed {
+        cause: "abandoned: the target stopped answering".into(),
+        timed_out: false,
+    }
+}
+
 /// An HTTP answer as read off the wire, before it becomes a [`Response`].
 struct Answer {
     status: u16,
@@ -1444,18 +1522,18 @@ async fn read_answer(
 }
 
 /// An HTTP answer with its headers as the HTTP library gave them.
-struct RawAnswer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Bytes,
-    truncated: bool,
-    received_at: SystemTime,
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) truncated: bool,
+    pub(crate) received_at: SystemTime,
 }
 
 /// A request that got no answer, and whether it was because time ran out.
-struct Failed {
-    cause: String,
-    timed_out: bool,
+pub(crate) struct Failed {
+    pub(crate) cause: String,
+    pub(crate) timed_out: bool,
 }
 
 /// True when both URLs have the same scheme, host and port.

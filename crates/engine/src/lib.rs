@@ -5,7 +5,8 @@
 //!    [`schemas::SchemaSet`] compiles its JSON Schemas once.
 //! 2. [`checks::build`] turns each `[[check]]` into a [`checks::Check`] of its kind.
 //! 3. [`runner::Plan`] holds them with a [`context::RunContext`]: the one [`client::HttpClient`]
-//!    (credentials, pacing, budgets, retries, masking), the run's job and burst.
+//!    (credentials, pacing, budgets, retries, masking), the run's job and burst. The burst
+//!    against an `http://` target goes on [`lanes`], one HTTP/1.1 connection each.
 //! 4. Each check runs as a libtest trial; every exchange, wait and outcome lands in the
 //!    [`record::RunRecord`], already masked by [`secrets::Secrets`].
 //! 5. [`report::build`] turns the record into one [`report::Report`], which each format
@@ -29,6 +30,7 @@ pub mod finding;
 mod hints;
 pub mod interrupt;
 pub mod jobs;
+pub mod lanes;
 mod links;
 pub mod openapi;
 mod oracle;

@@ -220,6 +220,9 @@ pub struct RunRecord {
     waits: Mutex<Vec<(String, Duration)>>,
     /// The run's waiting in wall-clock time (concurrent waits counted once).
     wait_clock: WaitClock,
+    /// The run's waiting or having a request in flight, in wall-clock time: the rest of the
+    /// run is the harness's own work (see [`RunRecord::busy`]).
+    busy_clock: WaitClock,
     /// Checks that needed a transport retry.
     flaky: Mutex<Vec<String>>,
     /// Facts about the run as a whole, each said once (a job set-up that failed, ...).
@@ -274,7 +277,7 @@ impl RunRecord {
     /// and record it.
     pub async fn wait(&self, check: &str, duration: Duration) {
         {
-            let _counted = self.wait_clock.start();
+            let _counted = (self.wait_clock.start(), self.busy_clock.start());
             tokio::time::sleep(duration).await;
         }
         self.add_wait(check, duration);
@@ -283,8 +286,20 @@ impl RunRecord {
     /// Count the run as waiting on purpose until the returned guard drops: a request held by
     /// the pacer under the target's rate limit. It adds to the run's waiting (wall-clock,
     /// concurrent waits once), not to any check's own.
-    pub fn pacing(&self) -> WaitGuard<'_> {
-        self.wait_clock.start()
+    pub fn pacing(&self) -> (WaitGuard<'_>, WaitGuard<'_>) {
+        (self.wait_clock.start(), self.busy_clock.start())
+    }
+
+    /// Count a request as in flight until the returned guard drops: the run waits on the
+    /// server then, though not on purpose (a slow answer, a server that holds a request).
+    pub fn in_flight(&self) -> WaitGuard<'_> {
+        self.busy_clock.start()
+    }
+
+    /// Wall-clock time the run waited on purpose or had a request in flight (each instant
+    /// once): the run's duration less this is the harness's own work.
+    pub fn busy(&self) -> Duration {
+        self.busy_clock.total()
     }
 
     /// Note that `check` waited `duration` on the server, without waiting here.

@@ -37,6 +37,7 @@ impl std::fmt::Display for Violation {
 }
 
 /// The suite's schemas, by the name the suite gives them.
+#[derive(Default)]
 pub struct SchemaSet {
     validators: HashMap<String, jsonschema::Validator>,
     /// The schema documents themselves, by name and by `$id`, for [`SchemaSet::drift`].
@@ -56,28 +57,38 @@ pub struct Drift {
 /// How deep [`SchemaSet::drift`] follows a schema: a recursive one stops here.
 const DRIFT_DEPTH: usize = 24;
 
+/// The suite's schema documents, read and parsed, by name: (path or origin, document).
+type Documents = BTreeMap<String, (String, Value)>;
+
+/// Every schema document the suite names, read and parsed as JSON, and those it takes from
+/// its OpenAPI document.
+fn read_documents(suite: &Suite) -> Result<Documents, AppError> {
+    let mut documents = BTreeMap::new();
+    for (name, path) in &suite.schemas {
+        let text = suite.source.read_relative(path)?;
+        let document: Value = serde_json::from_str(&text).map_err(|e| {
+            config_error(format!(
+                "schema `{name}` ({path}, from {}): invalid JSON at line {} column {}: {e}",
+                suite.source.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        documents.insert(name.clone(), (path.clone(), document));
+    }
+    for (name, derived) in &suite.openapi_schemas {
+        documents.insert(
+            name.clone(),
+            (derived.origin.clone(), derived.schema.clone()),
+        );
+    }
+    Ok(documents)
+}
+
 impl SchemaSet {
     /// Read and compile every schema the suite names. Any failure is a configuration error.
     pub fn load(suite: &Suite) -> Result<SchemaSet, AppError> {
-        let mut documents = BTreeMap::new();
-        for (name, path) in &suite.schemas {
-            let text = suite.source.read_relative(path)?;
-            let document: Value = serde_json::from_str(&text).map_err(|e| {
-                config_error(format!(
-                    "schema `{name}` ({path}, from {}): invalid JSON at line {} column {}: {e}",
-                    suite.source.display(),
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-            documents.insert(name.clone(), (path.clone(), document));
-        }
-        for (name, derived) in &suite.openapi_schemas {
-            documents.insert(
-                name.clone(),
-                (derived.origin.clone(), derived.schema.clone()),
-            );
-        }
+        let documents = read_documents(suite)?;
         let retriever =
             LocalRetriever::new(documents.values().map(|(path, doc)| (path.as_str(), doc)));
         let mut validators = HashMap::new();
@@ -110,6 +121,14 @@ impl SchemaSet {
             documents,
             by_id,
         })
+    }
+
+    /// Read and parse every schema the suite names, compiling none: what `--list` needs. A
+    /// missing file or one that is not JSON is still a configuration error; a schema that does
+    /// not compile is refused by the run that uses it ([`Self::load`]). The set is empty.
+    pub fn read_only(suite: &Suite) -> Result<SchemaSet, AppError> {
+        read_documents(suite)?;
+        Ok(SchemaSet::default())
     }
 
     /// Fields of `document` that schema `name` does not declare, where it declares the fields

@@ -860,6 +860,7 @@ impl Suite {
         let raw: RawSuite = toml::from_str(text)
             .map_err(|e| at(e.span().map(|s| s.start).unwrap_or(0), e.message().trim()))?;
         let offsets = KeyOffsets::of(text);
+        let lines = LineStarts::of(text);
         let mut checks = Vec::new();
         for (index, spanned) in raw.checks.into_iter().enumerate() {
             let offset = spanned.span().start;
@@ -917,14 +918,14 @@ impl Suite {
             if checks.iter().any(|c: &CheckDecl| c.name == name) {
                 return Err(at(offset, &format!("check `{name}` is declared twice")));
             }
-            let (line, column) = line_column(text, offset);
+            let (line, column) = lines.line_column(text, offset);
             let keys = offsets
                 .checks
                 .get(index)
                 .map(|keys| {
                     keys.iter()
                         .map(|k| {
-                            let (line, column) = line_column(text, k.offset);
+                            let (line, column) = lines.line_column(text, k.offset);
                             (k.clone(), line, column)
                         })
                         .collect()
@@ -1320,6 +1321,28 @@ fn quoted_words(message: &str) -> impl Iterator<Item = &str> {
     message.split('`').skip(1).step_by(2)
 }
 
+/// Where each line of a text starts, found once: the line of every key of a suite is then a
+/// binary search, not a count from the top (which made parsing quadratic in the suite).
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn of(text: &str) -> LineStarts {
+        let after_breaks = text.match_indices('\n').map(|(i, _)| i + 1);
+        LineStarts(std::iter::once(0).chain(after_breaks).collect())
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, as [`line_column`].
+    fn line_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        let line = self.0.partition_point(|&start| start <= offset);
+        let start = self.0[line - 1];
+        let column = text
+            .get(start..offset)
+            .map_or(0, |before| before.chars().count());
+        (line, column + 1)
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -1337,6 +1360,21 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_starts_agree_with_line_column() {
+        let text = "a = 1\n\n[b]\nc = \"é\"\nlast";
+        let lines = LineStarts::of(text);
+        for offset in 0..=text.len() + 2 {
+            if text.is_char_boundary(offset.min(text.len())) {
+                assert_eq!(
+                    lines.line_column(text, offset),
+                    line_column(text, offset),
+                    "offset {offset}"
+                );
+            }
+        }
+    }
 
     fn parse(text: &str) -> Result<Suite, String> {
         Suite::parse(text, SuiteSource::File("s.toml".into())).map_err(|e| e.to_string())
