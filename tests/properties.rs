@@ -16,7 +16,8 @@ use apiconform::checks;
 use apiconform::jobs::invariant_violations;
 use apiconform::schemas::SchemaSet;
 use apiconform::suite::{
-    encode_segment, JobSettings, PathTemplate, Suite, SuiteSource, BUNDLED_SUITE,
+    encode_segment, Carries, JobSettings, PathTemplate, StateDecl, StateMachine, Suite,
+    SuiteSource, BUNDLED_SUITE,
 };
 
 fn config() -> ProptestConfig {
@@ -261,7 +262,12 @@ proptest! {
             progress_pointer: progress,
             output_pointer: output,
             error_pointer: error,
-            completed_states: states,
+            states: StateMachine::from_states(
+                states
+                    .into_iter()
+                    .map(|name| (name, StateDecl { terminal: true, carries: Some(Carries::Output), ..StateDecl::default() }))
+                    .collect(),
+            ),
             ..JobSettings::default()
         };
         let _ = invariant_violations(&job, &settings);

@@ -8,32 +8,32 @@ use serde_json::Value;
 
 use crate::client::{HttpClient, Outgoing, Response, SendOptions};
 use crate::finding::Finding;
-use crate::suite::{encode_segment, JobSettings};
+use crate::suite::{encode_segment, Carries, JobSettings};
 
-/// Which kind of state a status is, per the suite's state lists.
+/// The role a state plays, per the suite's state machine (`[jobs.states]`): what the
+/// invariants of a job in it are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// Waiting to be started (`before_processing`): no output, no error.
     Pending,
+    /// Any other state that is not terminal: no output, no error.
     Processing,
+    /// Terminal, carrying the output: progress 100 and an absolute output URL.
     Completed,
+    /// Terminal, carrying the error: a non-empty error.
     Failed,
 }
 
 impl JobSettings {
     /// The phase of `status`, or None for a state the suite does not know.
     pub fn phase(&self, status: &str) -> Option<Phase> {
-        let is = |list: &Vec<String>| list.iter().any(|s| s == status);
-        if is(&self.pending_states) {
-            Some(Phase::Pending)
-        } else if is(&self.processing_states) {
-            Some(Phase::Processing)
-        } else if is(&self.completed_states) {
-            Some(Phase::Completed)
-        } else if is(&self.failed_states) {
-            Some(Phase::Failed)
-        } else {
-            None
-        }
+        let state = self.states.get(status)?;
+        Some(match state.carries {
+            Some(Carries::Output) => Phase::Completed,
+            Some(Carries::Error) => Phase::Failed,
+            None if state.before_processing => Phase::Pending,
+            None => Phase::Processing,
+        })
     }
 
     /// The read path for `job_id`.

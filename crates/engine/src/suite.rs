@@ -482,10 +482,8 @@ pub struct JobSettings {
     pub progress_pointer: String,
     pub output_pointer: String,
     pub error_pointer: String,
-    pub pending_states: Vec<String>,
-    pub processing_states: Vec<String>,
-    pub completed_states: Vec<String>,
-    pub failed_states: Vec<String>,
+    /// The job state machine (`[jobs.states]`): every state, its moves and its role.
+    pub states: StateMachine,
     /// How often a job is polled (the contract says every 2 to 5 seconds).
     pub poll_interval_seconds: f64,
     /// How long a job may take to reach a terminal state.
@@ -505,10 +503,7 @@ impl Default for JobSettings {
             progress_pointer: "/progress".into(),
             output_pointer: "/output_url".into(),
             error_pointer: "/error".into(),
-            pending_states: vec!["pending".into(), "created".into()],
-            processing_states: vec!["processing".into()],
-            completed_states: vec!["completed".into()],
-            failed_states: vec!["failed".into()],
+            states: StateMachine::contract_default(),
             poll_interval_seconds: 2.0,
             deadline_seconds: 300.0,
         }
@@ -518,19 +513,193 @@ impl Default for JobSettings {
 impl JobSettings {
     /// True for a state no job ever leaves.
     pub fn is_terminal(&self, status: &str) -> bool {
-        self.completed_states
-            .iter()
-            .chain(&self.failed_states)
-            .any(|s| s == status)
+        self.states.get(status).is_some_and(|s| s.terminal)
     }
 
-    /// Every state the suite knows.
+    /// Every state the suite knows, in the order it declares them.
     pub fn known_states(&self) -> impl Iterator<Item = &String> {
-        self.pending_states
+        self.states.names()
+    }
+}
+
+/// One state of the job state machine, as `[jobs.states]` declares it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateDecl {
+    /// The states a job in this one may move to next (staying put is always allowed).
+    #[serde(default)]
+    pub moves: Vec<String>,
+    /// No job ever leaves it.
+    #[serde(default)]
+    pub terminal: bool,
+    /// A job waits here before processing starts (where `auto_start = false` leaves it).
+    #[serde(default)]
+    pub before_processing: bool,
+    /// What a job in this terminal state must carry: its output or its error.
+    #[serde(default)]
+    pub carries: Option<Carries>,
+}
+
+/// What a terminal state carries (docs/contract.md section 3: output_url or error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carries {
+    Output,
+    Error,
+}
+
+/// The job state machine: its states in the order the suite declares them. Judging moves,
+/// terminal states and what each state carries reads this table and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateMachine(Vec<(String, StateDecl)>);
+
+impl StateMachine {
+    /// The machine of docs/contract.md section 3, for suites that do not declare one:
+    /// pending or created -> processing or failed; processing -> completed or failed.
+    pub fn contract_default() -> StateMachine {
+        let state = |moves: &[&str], before_processing: bool, carries: Option<Carries>| StateDecl {
+            moves: moves.iter().map(|m| m.to_string()).collect(),
+            terminal: carries.is_some(),
+            before_processing,
+            carries,
+        };
+        StateMachine(vec![
+            (
+                "pending".into(),
+                state(&["processing", "failed"], true, None),
+            ),
+            (
+                "created".into(),
+                state(&["processing", "failed"], true, None),
+            ),
+            (
+                "processing".into(),
+                state(&["completed", "failed"], false, None),
+            ),
+            ("completed".into(), state(&[], false, Some(Carries::Output))),
+            ("failed".into(), state(&[], false, Some(Carries::Error))),
+        ])
+    }
+
+    /// A machine from its states, in order (for tests and tools; suites declare theirs).
+    pub fn from_states(states: Vec<(String, StateDecl)>) -> StateMachine {
+        StateMachine(states)
+    }
+
+    /// The declaration of state `name`.
+    pub fn get(&self, name: &str) -> Option<&StateDecl> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// Every state's name, in declaration order.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    /// The states a job waits in before processing, in declaration order.
+    pub fn before_processing(&self) -> Vec<&str> {
+        self.0
             .iter()
-            .chain(&self.processing_states)
-            .chain(&self.completed_states)
-            .chain(&self.failed_states)
+            .filter(|(_, s)| s.before_processing)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Whether a job seen in `from` may later be seen in `to`: the same state, or one reached
+    /// by declared moves (a poll can miss a short state, so moves may skip ahead).
+    pub fn can_reach(&self, from: &str, to: &str) -> bool {
+        let mut seen = vec![from];
+        let mut next = 0;
+        while let Some(&state) = seen.get(next) {
+            if state == to {
+                return true;
+            }
+            for target in self.get(state).map(|s| s.moves.as_slice()).unwrap_or(&[]) {
+                if !seen.contains(&target.as_str()) {
+                    seen.push(target);
+                }
+            }
+            next += 1;
+        }
+        false
+    }
+
+    /// Every rule the declaration breaks: the dotted key it is at, and why.
+    fn problems(&self) -> Option<Invalid> {
+        for (name, state) in &self.0 {
+            let key = format!("jobs.states.{name}");
+            if let Some(unknown) = state.moves.iter().find(|m| self.get(m).is_none()) {
+                return Some(Invalid::at(
+                    format!("{key}.moves"),
+                    format!(
+                        "[jobs.states] {name} moves to `{unknown}`, which is not a declared state"
+                    ),
+                ));
+            }
+            if state.terminal && !state.moves.is_empty() {
+                return Some(Invalid::at(
+                    format!("{key}.moves"),
+                    format!(
+                        "[jobs.states] {name} is terminal, so it has no moves out (it lists {})",
+                        state.moves.join(", ")
+                    ),
+                ));
+            }
+            if state.terminal && state.carries.is_none() {
+                return Some(Invalid::at(
+                    key,
+                    format!("[jobs.states] {name} is terminal: say what it carries, carries = \"output\" or \"error\""),
+                ));
+            }
+            if !state.terminal && state.carries.is_some() {
+                return Some(Invalid::at(
+                    format!("{key}.carries"),
+                    format!("[jobs.states] {name} carries the output or the error, which only a terminal state does"),
+                ));
+            }
+            if state.terminal && state.before_processing {
+                return Some(Invalid::at(
+                    format!("{key}.before_processing"),
+                    format!("[jobs.states] {name} cannot be both terminal and before processing"),
+                ));
+            }
+            if !state.terminal && state.moves.is_empty() {
+                return Some(Invalid::at(
+                    key,
+                    format!("[jobs.states] {name} is not terminal but has no moves: a job in it could never finish"),
+                ));
+            }
+        }
+        if !self.0.iter().any(|(_, s)| s.terminal) {
+            return Some(Invalid::at(
+                "jobs.states",
+                "[jobs.states] declares no terminal state (terminal = true): no job could ever finish",
+            ));
+        }
+        None
+    }
+}
+
+impl<'de> Deserialize<'de> for StateMachine {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StateMachine;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of job states, each with its moves and role")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StateMachine, A::Error> {
+                let mut states = Vec::new();
+                while let Some((name, state)) = map.next_entry::<String, StateDecl>()? {
+                    states.push((name, state));
+                }
+                Ok(StateMachine(states))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
@@ -942,19 +1111,24 @@ impl Suite {
                 keys,
             });
         }
+        let mut jobs = raw.jobs;
+        // The TOML reader hands tables over sorted; keep the states in the file's order.
+        jobs.states
+            .0
+            .sort_by_key(|(name, _)| offsets.setting(&format!("jobs.states.{name}")));
         let settings = Settings {
             target: raw.target,
             auth: raw.auth,
             request_id: raw.request_id,
             errors: raw.errors,
-            jobs: raw.jobs,
+            jobs,
             burst: raw.burst,
             idempotency: raw.idempotency,
             usage: raw.usage,
             uploads: raw.uploads,
             pricing: raw.pricing,
         };
-        validate_settings(&settings).map_err(|invalid| match offsets.setting(invalid.key) {
+        validate_settings(&settings).map_err(|invalid| match offsets.setting(&invalid.key) {
             Some(offset) => at(offset, &invalid.message),
             None => config_error(format!("{}: {}", source.display(), invalid.message)),
         })?;
@@ -1043,14 +1217,14 @@ impl Suite {
 
 /// A setting that breaks a rule: the dotted key it is at (to point at its line), and why.
 struct Invalid {
-    key: &'static str,
+    key: String,
     message: String,
 }
 
 impl Invalid {
-    fn at(key: &'static str, message: impl Into<String>) -> Invalid {
+    fn at(key: impl Into<String>, message: impl Into<String>) -> Invalid {
         Invalid {
-            key,
+            key: key.into(),
             message: message.into(),
         }
     }
@@ -1182,6 +1356,9 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
             "[burst] concurrency must be between 1 and 256",
         ));
     }
+    if let Some(invalid) = settings.jobs.states.problems() {
+        return Err(invalid);
+    }
     let uploads = &settings.uploads;
     if uploads.field.trim().is_empty() {
         return Err(Invalid::at(
@@ -1273,15 +1450,15 @@ impl KeyOffsets {
         offsets
     }
 
-    /// Where setting `key` (dotted) is, or failing that its table's header.
+    /// Where setting `key` (dotted) is, or failing that the nearest table around it.
     fn setting(&self, key: &str) -> Option<usize> {
-        let table = key.split('.').next().unwrap_or(key);
-        [key, table].iter().find_map(|wanted| {
-            self.settings
-                .iter()
-                .find(|k| k.key == *wanted)
-                .map(|k| k.offset)
-        })
+        let mut wanted = key;
+        loop {
+            if let Some(k) = self.settings.iter().find(|k| k.key == wanted) {
+                return Some(k.offset);
+            }
+            wanted = wanted.rsplit_once('.')?.0;
+        }
     }
 }
 
@@ -1429,6 +1606,55 @@ mod tests {
             .contains("unknown placeholder `{jobid}`"));
         let spec: RequestSpec = toml::from_str("path = \"/v1/jobs/{job_id}\"").unwrap();
         assert_eq!(spec.path.fill("job_id", "a b/c").0, "/v1/jobs/a%20b%2Fc");
+    }
+
+    #[test]
+    fn the_bundled_suite_declares_the_contract_machine() {
+        let suite = Suite::load(None).unwrap();
+        assert_eq!(suite.settings.jobs.states, StateMachine::contract_default());
+        let states = &suite.settings.jobs.states;
+        assert!(states.can_reach("pending", "completed"));
+        assert!(states.can_reach("processing", "processing"));
+        assert!(!states.can_reach("processing", "pending"));
+        assert!(!states.can_reach("pending", "created"));
+        assert_eq!(states.before_processing(), ["pending", "created"]);
+    }
+
+    #[test]
+    fn state_machines_are_validated_with_located_errors() {
+        let suite = |states: &str| parse(&format!("name = \"x\"\n[jobs.states]\n{states}"));
+        let err = suite("a = { moves = [\"b\"] }\nb = { moves = [\"zz\"] }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:4:") && err.contains("b moves to `zz`"),
+            "{err}"
+        );
+        let err = suite("a = { moves = [\"b\"] }\nb = { terminal = true, carries = \"output\", moves = [\"a\"] }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:4:") && err.contains("b is terminal, so it has no moves"),
+            "{err}"
+        );
+        let err = suite("a = { moves = [\"b\"] }\nb = { moves = [\"a\"] }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:2:") && err.contains("no terminal state"),
+            "{err}"
+        );
+        let err = suite("a = { moves = [\"b\"] }\nb = { terminal = true }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:4:") && err.contains("carries"),
+            "{err}"
+        );
+        let err = suite("a = { moves = [\"b\"], carries = \"error\" }\nb = { terminal = true, carries = \"output\" }\n").unwrap_err();
+        assert!(
+            err.starts_with("s.toml:3:") && err.contains("only a terminal state"),
+            "{err}"
+        );
+        let err = suite("a = { mooves = [\"b\"] }\n").unwrap_err();
+        assert!(err.contains("mooves"), "{err}");
+        let ok = suite("a = { before_processing = true, moves = [\"b\"] }\nb = { terminal = true, carries = \"output\" }\n").unwrap();
+        assert_eq!(
+            ok.settings.jobs.known_states().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 
     #[test]

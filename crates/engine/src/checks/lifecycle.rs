@@ -197,19 +197,14 @@ pub struct ManualStart {
     /// How long to watch the job stay pending before starting it.
     #[serde(default = "pending_watch_seconds")]
     observe_seconds: f64,
-    /// The status the start reply must carry.
-    #[serde(default = "started_state")]
-    expect_start_status: String,
+    /// The status the start reply must carry; without it, any state the suite declares that
+    /// is not before processing.
+    expect_start_status: Option<String>,
 }
 
 /// Long enough to see a job that starts by itself when it should not.
 fn pending_watch_seconds() -> f64 {
     1.0
-}
-
-/// The state a started job reports in the start reply.
-fn started_state() -> String {
-    "processing".into()
 }
 
 impl Check for ManualStart {
@@ -256,7 +251,7 @@ impl Check for ManualStart {
                 }
                 let status = response.json.as_ref().and_then(|j| status_of(j, jobs)).unwrap_or_default();
                 if jobs.phase(status) != Some(Phase::Pending) {
-                    let pending = jobs.pending_states.join(" or ");
+                    let pending = jobs.states.before_processing().join(" or ");
                     let message = format!(
                         "a job created with auto_start false must wait in {pending} until started, but reads \"{status}\" in {}",
                         response.label()
@@ -279,15 +274,26 @@ impl Check for ManualStart {
                 return Ok(findings);
             }
             let said = reply.pointer(&jobs.status_pointer).and_then(Value::as_str).unwrap_or_default();
-            if said != self.expect_start_status {
-                let message = format!(
-                    "the start reply must say \"{}\", says \"{said}\" in {}",
-                    self.expect_start_status,
-                    reply.label()
-                );
+            let started = match &self.expect_start_status {
+                Some(expected) => said == expected,
+                None => !matches!(jobs.phase(said), None | Some(Phase::Pending)),
+            };
+            if !started {
+                let expected = match &self.expect_start_status {
+                    Some(expected) => format!("\"{expected}\""),
+                    None => {
+                        let started: Vec<&str> = jobs
+                            .known_states()
+                            .map(String::as_str)
+                            .filter(|s| jobs.phase(s) != Some(Phase::Pending))
+                            .collect();
+                        format!("one of {}", started.join(", "))
+                    }
+                };
+                let message = format!("the start reply must say {expected}, says \"{said}\" in {}", reply.label());
                 findings.push(
                     Finding::new("lifecycle.start_status", message)
-                        .expected(format!("\"{}\"", self.expect_start_status))
+                        .expected(expected)
                         .actual(format!("\"{said}\""))
                         .at(&jobs.status_pointer)
                         .cites(&reply),
@@ -411,16 +417,6 @@ impl JobLifecycle {
     }
 }
 
-/// How far along the state machine a phase is; moves may skip forward (a poll can miss a
-/// short state) but never go back.
-fn rank(phase: Phase) -> u8 {
-    match phase {
-        Phase::Pending => 0,
-        Phase::Processing => 1,
-        Phase::Completed | Phase::Failed => 2,
-    }
-}
-
 /// Disallowed moves, progress that goes down, terminal states that change.
 fn transition_findings(observations: &[Observation], jobs: &JobSettings) -> Findings {
     let mut findings = Vec::new();
@@ -429,9 +425,9 @@ fn transition_findings(observations: &[Observation], jobs: &JobSettings) -> Find
         let (Some(from), Some(to)) = (before.status.as_deref(), after.status.as_deref()) else {
             continue;
         };
-        let (Some(from_phase), Some(to_phase)) = (jobs.phase(from), jobs.phase(to)) else {
-            continue;
-        };
+        if jobs.states.get(from).is_none() || jobs.states.get(to).is_none() {
+            continue; // an unknown state is its own finding
+        }
         // A finding about the move from `before` to `after`, citing both reads.
         let moved = |rule: &str, message: String, from: String, to: String| {
             Finding::new(rule, message)
@@ -453,15 +449,26 @@ fn transition_findings(observations: &[Observation], jobs: &JobSettings) -> Find
                 )
                 .at(&jobs.status_pointer),
             );
-        } else if rank(to_phase) < rank(from_phase) {
+        } else if !jobs.states.can_reach(from, to) {
+            // Backwards when `to` leads to `from`; else a move the machine never makes.
+            let (rule, how) = if jobs.states.can_reach(to, from) {
+                ("lifecycle.moved_backwards", "moved backwards")
+            } else {
+                ("lifecycle.disallowed_move", "moved")
+            };
+            let allowed = jobs
+                .states
+                .get(from)
+                .map(|s| s.moves.join(" or "))
+                .unwrap_or_default();
             findings.push(
                 moved(
-                    "lifecycle.moved_backwards",
+                    rule,
                     format!(
-                        "the job moved backwards from \"{from}\" to \"{to}\", in {}",
+                        "the job {how} from \"{from}\" to \"{to}\", which the suite's state machine does not allow (from {from} it moves to {allowed}), in {}",
                         after.label
                     ),
-                    format!("a state after \"{from}\""),
+                    format!("\"{from}\" or a state reached from it"),
                     format!("\"{to}\""),
                 )
                 .at(&jobs.status_pointer),
