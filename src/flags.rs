@@ -287,6 +287,10 @@ pub(crate) struct ServeArgs {
     /// list` shows every variant.
     #[arg(long, value_name = "NAME", long_help = variant_long_help())]
     pub(crate) variant: Vec<String>,
+    /// The vendor dialect to speak: `standard` (docs/contract.md, checked by the default
+    /// suite) or `flat` (checked by suites/flat.toml). `--dialect list` shows both.
+    #[arg(long, value_name = "NAME", default_value = "standard")]
+    pub(crate) dialect: String,
     /// Append one JSON line per request to this file (use it with `apiconform --logs`).
     #[arg(long, value_name = "PATH")]
     pub(crate) log_file: Option<PathBuf>,

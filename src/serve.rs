@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{config_error, AppError, EXIT_OK};
 use crate::flags::ServeArgs;
-use crate::reference::{Fault, RunningServer, ServerConfig, Variant};
+use crate::reference::{Dialect, Fault, RunningServer, ServerConfig, Variant};
 use crate::stdout::to_stdout;
 
 /// `--variant` values: names, or `all`.
@@ -54,6 +54,18 @@ pub(crate) fn serve(
                 .map_err(|e| config_error(format!("--fault: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    if args.dialect == "list" {
+        to_stdout(|out| {
+            Dialect::ALL
+                .iter()
+                .try_for_each(|d| writeln!(out, "{:<28} {}", d.name(), d.description()))
+        })?;
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    let dialect = args
+        .dialect
+        .parse::<Dialect>()
+        .map_err(|e| config_error(format!("--dialect: {e}")))?;
     let variants = parse_variants(&args.variant)?;
     if !(args.rate_refill > 0.0 && args.rate_refill.is_finite()) || args.rate_limit == 0 {
         return Err(config_error(
@@ -67,6 +79,7 @@ pub(crate) fn serve(
         broke_key: args.broke_key.or(defaults.broke_key.clone()),
         faults,
         variants,
+        dialect,
         log_file: args.log_file.clone(),
         job_duration: Duration::from_millis(args.job_duration_ms),
         max_upload_bytes: args.max_upload_bytes,
@@ -95,6 +108,9 @@ pub(crate) fn serve(
         }
         if !variants.is_empty() {
             println!("variants: {}", variants.join(", "));
+        }
+        if dialect != Dialect::Standard {
+            println!("dialect: {dialect}");
         }
         if let Some(log) = &args.log_file {
             println!("request log: {}", log.display());

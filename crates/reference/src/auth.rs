@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::dialect::RateHeaders;
 use super::error::ApiError;
 use super::faults::Fault;
 use super::ratelimit::Decision;
@@ -23,18 +24,15 @@ use super::time;
 use super::variants::Variant;
 use super::Caller;
 
-/// The request header carrying the key.
-pub(crate) const API_KEY_HEADER: &str = "x-api-key";
-
 /// See the module docs.
 pub(crate) async fn keyed(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path != "/v1" && !path.starts_with("/v1/") {
         return next.run(req).await;
     }
-    let submitted = req.headers().get(API_KEY_HEADER).cloned();
+    let submitted = req.headers().get(app.table().key_header).cloned();
     let echo = app.has(Fault::EchoKey).then(|| submitted.clone()).flatten();
-    let is_status_read = is_status_read(req.method(), path);
+    let is_status_read = is_status_read(req.method(), path, app.table().status_suffix);
 
     let caller = match authenticate(&app, req.headers()) {
         Ok(caller) => caller,
@@ -78,9 +76,11 @@ pub(crate) async fn keyed(State(app): State<Arc<App>>, mut req: Request, next: N
 /// Resolves the key to a tenant, or the refusal to send (auth faults apply).
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     // A key that is not valid UTF-8 cannot match any tenant: it is "invalid".
+    let table = app.table();
     let key = headers
-        .get(API_KEY_HEADER)
+        .get(table.key_header)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .map(|v| without_prefix(&v, table.key_prefix.trim_end()).to_owned())
         .filter(|k| !k.is_empty());
     let primary = || Caller {
         tenant: 0,
@@ -93,7 +93,7 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         return Err(unauthorized(
             app,
             "missing_api_key",
-            "Missing API key: send it in the X-Api-Key header",
+            table.missing_key_message,
         ));
     };
     if let Some(tenant) = app.lock().tenant_of(&key) {
@@ -109,10 +109,27 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invalid_api_key",
-            "Invalid API key",
+            table.invalid_key_message,
         ));
     }
-    Err(unauthorized(app, "invalid_api_key", "Invalid API key"))
+    Err(unauthorized(
+        app,
+        "invalid_api_key",
+        table.invalid_key_message,
+    ))
+}
+
+/// `value` without its scheme `prefix` (`Bearer`, any case); a value with another scheme is
+/// kept whole, so it matches no key.
+fn without_prefix<'v>(value: &'v str, prefix: &str) -> &'v str {
+    if prefix.is_empty() {
+        return value;
+    }
+    match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(prefix) => rest.trim(),
+        _ if value.eq_ignore_ascii_case(prefix) => "",
+        _ => value,
+    }
 }
 
 /// A 401 with the documented code, or its faulty variants.
@@ -158,8 +175,9 @@ fn add_rate_headers(app: &App, headers: &mut HeaderMap, d: &Decision, refused: b
         let limiter = app.lock_limiter();
         (limiter.limit(), limiter.window_secs())
     };
-    let ietf_only = app.variant(Variant::IetfRatelimit);
-    let epoch_only = app.variant(Variant::XRatelimitEpoch);
+    let dialect_epoch_only = app.table().rate_headers == RateHeaders::EpochOnly;
+    let ietf_only = app.variant(Variant::IetfRatelimit) && !dialect_epoch_only;
+    let epoch_only = app.variant(Variant::XRatelimitEpoch) || dialect_epoch_only;
     let default_forms = !ietf_only && !epoch_only;
     if default_forms || epoch_only {
         let reset = if epoch_only {
@@ -183,7 +201,7 @@ fn add_rate_headers(app: &App, headers: &mut HeaderMap, d: &Decision, refused: b
             &format!("\"default\";r={};t={}", d.remaining, d.reset_secs()),
         );
     }
-    if refused {
+    if refused && !dialect_epoch_only {
         let retry_after = if app.has(Fault::RetryAfterInPast) {
             let past = SystemTime::now()
                 .checked_sub(Duration::from_secs(3600))
@@ -212,10 +230,12 @@ fn with_echo(mut res: Response, echo: Option<HeaderValue>) -> Response {
     res
 }
 
-/// `GET /v1/jobs/{id}` (the route `rate-limit-never-recovers` keeps refusing).
-fn is_status_read(method: &Method, path: &str) -> bool {
+/// `GET /v1/jobs/{id}` plus the dialect's `suffix` (the route `rate-limit-never-recovers`
+/// keeps refusing).
+fn is_status_read(method: &Method, path: &str, suffix: &str) -> bool {
     (method == Method::GET || method == Method::HEAD)
         && path
             .strip_prefix("/v1/jobs/")
+            .and_then(|rest| rest.strip_suffix(suffix))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }

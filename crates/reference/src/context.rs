@@ -13,11 +13,12 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{json, Value};
 
+use super::dialect::ErrorBody;
 use super::error::{ApiError, ErrorInfo};
 use super::faults::Fault;
 use super::state::{new_request_id, App};
@@ -50,11 +51,30 @@ pub(crate) async fn request_context(
     } else {
         request_id.clone()
     };
+    let table = app.table();
     if let Some(info) = res.extensions_mut().remove::<ErrorInfo>() {
-        let body_id = (!app.has(Fault::NoRequestIdInBody)).then_some(request_id.as_str());
-        let body = ApiError::envelope(&info, body_id).to_string();
+        // The flat dialect's refusals carry no request id in their body.
+        let flat_refusal =
+            table.error_body == ErrorBody::Flat && res.status() == StatusCode::UNAUTHORIZED;
+        let body_id =
+            (!app.has(Fault::NoRequestIdInBody) && !flat_refusal).then_some(request_id.as_str());
+        let body = ApiError::body(&info, body_id, table.error_body).to_string();
         res.headers_mut().remove(header::CONTENT_LENGTH);
         *res.body_mut() = Body::from(body);
+    }
+    if res.headers().contains_key(header::WWW_AUTHENTICATE) {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(table.challenge),
+        );
+    }
+    if let Some((name, value)) = table.version_header {
+        if !app.has(Fault::NoVersionHeader) {
+            res.headers_mut().insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
     }
     if !app.has(Fault::NoRequestIdHeader) {
         if let Ok(value) = HeaderValue::from_str(&header_id) {
@@ -120,7 +140,9 @@ fn echoed_request_id(app: &App, headers: &HeaderMap) -> Option<String> {
 fn job_id_in_path(path: &str) -> Option<String> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let id = match segments.as_slice() {
-        ["v1", "jobs", id] | ["v1", "jobs", id, "start"] | ["api", "download", id] => *id,
+        ["v1", "jobs", id] | ["v1", "jobs", id, "start" | "status"] | ["api", "download", id] => {
+            *id
+        }
         ["files", name] => name.rsplit_once('.').map_or(*name, |(stem, _)| stem),
         _ => return None,
     };

@@ -11,6 +11,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::dialect::ErrorBody;
+
 const JSON: &str = "application/json";
 
 /// Code and message of an error response, waiting for its request id.
@@ -81,6 +83,21 @@ impl ApiError {
         ApiError {
             media_type: "application/problem+json",
             ..ApiError::plain(status, body)
+        }
+    }
+
+    /// The error body in the dialect's `shape`, for a given request id (`None` leaves the
+    /// field out).
+    pub(crate) fn body(info: &ErrorInfo, request_id: Option<&str>, shape: ErrorBody) -> Value {
+        match shape {
+            ErrorBody::Envelope => ApiError::envelope(info, request_id),
+            ErrorBody::Flat => {
+                let mut body = json!({ "error": info.message });
+                if let (Some(id), Some(obj)) = (request_id, body.as_object_mut()) {
+                    obj.insert("request_id".into(), Value::String(id.to_owned()));
+                }
+                body
+            }
         }
     }
 

@@ -106,6 +106,8 @@ named_switches! {
         "the upload reply gives size as a string (breaks: the reply's size is a number)";
     UploadNoSizeLimit => "upload-no-size-limit",
         "uploads over the size limit are accepted (breaks: a file over the limit is 400)";
+    NoVersionHeader => "no-version-header",
+        "responses carry no version header (flat dialect: breaks X-Api-Version on every response; the standard dialect has none to drop)";
     UploadRefused => "upload-refused",
         "every upload is refused 415 unsupported_media_type, whatever its type (breaks: a video upload is accepted)";
     HealthNeedsKey => "health-needs-key",

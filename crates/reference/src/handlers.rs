@@ -99,7 +99,7 @@ fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
         ("processing", "Job created and processing started")
     } else {
         (
-            app.status_name(Status::Pending),
+            app.status_name(Status::Pending, SystemTime::now()),
             "Job created; start it with POST /v1/jobs/{id}/start",
         )
     };
@@ -214,6 +214,7 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
     };
     let snap = app.snapshot(job);
     let owner = job.tenant;
+    let created_at = job.created_at;
     if snap.status == Status::Pending {
         if let Some(model) = model {
             job.model = model;
@@ -251,7 +252,7 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
         body: json!({
             "success": true,
             "id": id,
-            "status": app.status_name(snap.status),
+            "status": app.status_name(snap.status, created_at),
             "message": "Job already started; nothing was charged",
         }),
         job_id: Some(id),
@@ -365,13 +366,9 @@ pub(crate) async fn list_jobs(
     let status = match params.get("status").map(String::as_str) {
         None | Some("") => None,
         Some(s) => Some(app.parse_status_filter(s).ok_or_else(|| {
-            let pre_processing = if app.variant(Variant::CreatedState) {
-                "created"
-            } else {
-                "pending, created"
-            };
             ApiError::invalid(format!(
-                "status must be one of: {pre_processing}, processing, completed, failed"
+                "status must be one of: {}",
+                app.status_filter_names()
             ))
         })?),
     };
@@ -468,7 +465,7 @@ fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
     };
     let mut body = json!({
         "id": job.id,
-        "status": app.status_name(snap.status),
+        "status": app.status_name(snap.status, job.created_at),
         "progress": progress,
         "output_url": output_url,
         "error": error,

@@ -103,8 +103,8 @@ pub(crate) enum Entry {
 }
 
 /// The key from the header, with RFC 8941 string quotes removed.
-fn parse_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else {
+fn parse_key(headers: &HeaderMap, header: &str) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get(header) else {
         return Ok(None);
     };
     let text = raw
@@ -193,7 +193,7 @@ pub(crate) async fn run(
     if app.has(Fault::IgnoreIdempotencyKey) {
         return respond(handle(), false);
     }
-    let key = match parse_key(headers) {
+    let key = match parse_key(headers, app.table().idempotency_header) {
         Ok(Some(key)) => key,
         Ok(None) => return respond(handle(), false),
         Err(e) => return e.into_response(),
@@ -256,11 +256,12 @@ mod tests {
 
     #[test]
     fn keys_lose_their_quotes() {
-        assert_eq!(parse_key(&HeaderMap::new()), Ok(None));
-        assert_eq!(parse_key(&headers("abc")), Ok(Some("abc".into())));
-        assert_eq!(parse_key(&headers("\"abc\"")), Ok(Some("abc".into())));
-        assert!(parse_key(&headers("\"\"")).is_err());
-        assert!(parse_key(&headers(&"x".repeat(300))).is_err());
+        let key = |h: &HeaderMap| parse_key(h, "idempotency-key");
+        assert_eq!(key(&HeaderMap::new()), Ok(None));
+        assert_eq!(key(&headers("abc")), Ok(Some("abc".into())));
+        assert_eq!(key(&headers("\"abc\"")), Ok(Some("abc".into())));
+        assert!(key(&headers("\"\"")).is_err());
+        assert!(key(&headers(&"x".repeat(300))).is_err());
     }
 
     #[test]

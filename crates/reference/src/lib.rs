@@ -17,6 +17,7 @@
 
 mod auth;
 mod context;
+mod dialect;
 mod error;
 mod faults;
 mod handlers;
@@ -50,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use dialect::{Dialect, UnknownDialect};
 pub use faults::{Fault, UnknownFault};
 pub use uploads::DEFAULT_MAX_UPLOAD_BYTES;
 pub use variants::{UnknownVariant, Variant};
@@ -75,6 +77,8 @@ pub struct ServerConfig {
     pub faults: BTreeSet<Fault>,
     /// Conforming alternative behaviours to take.
     pub variants: BTreeSet<Variant>,
+    /// The vendor dialect spoken on the wire (header names, paths, error bodies, states).
+    pub dialect: Dialect,
     /// Where to append one JSON line per request, flushed per line.
     pub log_file: Option<PathBuf>,
     /// The largest file `POST /v1/uploads` accepts (the contract's 500 MB by default); a test
@@ -111,6 +115,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             faults: BTreeSet::new(),
             variants: BTreeSet::new(),
+            dialect: Dialect::default(),
             log_file: None,
             max_upload_bytes: uploads::DEFAULT_MAX_UPLOAD_BYTES,
         }
@@ -130,6 +135,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
             .field("variants", &self.variants)
+            .field("dialect", &self.dialect)
             .field("log_file", &self.log_file)
             .field("max_upload_bytes", &self.max_upload_bytes)
             .finish()
@@ -188,6 +194,7 @@ fn try_app(config: ServerConfig) -> io::Result<Router> {
 }
 
 fn router(app: App) -> Router {
+    let read_path = format!("/v1/jobs/{{job_id}}{}", app.table().status_suffix);
     let app = Arc::new(app);
     Router::new()
         .route("/openapi.json", get(openapi::document))
@@ -205,7 +212,7 @@ fn router(app: App) -> Router {
             "/v1/jobs",
             post(handlers::create_job).get(handlers::list_jobs),
         )
-        .route("/v1/jobs/{job_id}", get(handlers::get_job))
+        .route(&read_path, get(handlers::get_job))
         .route("/v1/jobs/{job_id}/start", post(handlers::start_job))
         .route("/v1/usage/summary", get(handlers::usage_summary))
         .route("/v1/usage/events", get(handlers::usage_events))

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::distr::Alphanumeric;
 use rand::Rng;
 
+use super::dialect::{Dialect, DialectTable};
 use super::faults::Fault;
 use super::idempotency::{Entry, SlotKey};
 use super::log::RequestLog;
@@ -446,6 +447,11 @@ impl App {
         self.config.faults.contains(&fault)
     }
 
+    /// The choices of the dialect the server speaks.
+    pub(crate) fn table(&self) -> &'static DialectTable {
+        self.config.dialect.table()
+    }
+
     /// Whether a variant is switched on.
     pub(crate) fn variant(&self, variant: Variant) -> bool {
         self.config.variants.contains(&variant)
@@ -483,22 +489,52 @@ impl App {
         snap
     }
 
-    /// The name clients see for a status (`created` under `created-state`).
-    pub(crate) fn status_name(&self, status: Status) -> &'static str {
-        if status == Status::Pending && self.variant(Variant::CreatedState) {
-            "created"
+    /// The name clients see for a status, for a job created at `created_at`: a waiting job is
+    /// named by the dialect (the first name until its video is fetched), `created` under the
+    /// `created-state` variant.
+    pub(crate) fn status_name(&self, status: Status, created_at: SystemTime) -> &'static str {
+        if status != Status::Pending {
+            return status.name();
+        }
+        let table = self.table();
+        if self.config.dialect == Dialect::Standard && self.variant(Variant::CreatedState) {
+            return "created";
+        }
+        let age = SystemTime::now()
+            .duration_since(created_at)
+            .unwrap_or_default();
+        if age < Duration::from_millis(table.fetch_millis) {
+            table.waiting_states[0]
         } else {
-            status.name()
+            table.waiting_states[1]
         }
     }
 
-    /// Parses a `status=` filter: both pre-processing names by default, only
-    /// `created` under `created-state`.
+    /// Parses a `status=` filter: the dialect's waiting names (both pre-processing names by
+    /// default, only `created` under `created-state`) and the other states.
     pub(crate) fn parse_status_filter(&self, s: &str) -> Option<Status> {
-        if s == "pending" && self.variant(Variant::CreatedState) {
-            return None;
+        if self.config.dialect == Dialect::Standard {
+            if s == "pending" && self.variant(Variant::CreatedState) {
+                return None;
+            }
+            return Status::parse_filter(s);
         }
-        Status::parse_filter(s)
+        if self.table().waiting_states.contains(&s) {
+            return Some(Status::Pending);
+        }
+        Status::parse_filter(s).filter(|status| *status != Status::Pending)
+    }
+
+    /// The names a `status=` filter accepts, for the 400 that lists them.
+    pub(crate) fn status_filter_names(&self) -> String {
+        let waiting = if self.config.dialect != Dialect::Standard {
+            self.table().waiting_states.join(", ")
+        } else if self.variant(Variant::CreatedState) {
+            "created".into()
+        } else {
+            "pending, created".into()
+        };
+        format!("{waiting}, processing, completed, failed")
     }
 }
 

@@ -1606,3 +1606,171 @@ async fn echo_request_id_adopts_a_sane_client_id() {
         .await;
     assert!(is_request_id(a.request_id()));
 }
+
+// ---------------------------------------------------------------------------
+// The flat dialect
+
+fn flat() -> ServerConfig {
+    ServerConfig {
+        dialect: Dialect::Flat,
+        ..config()
+    }
+}
+
+/// A request with the key as the flat dialect takes it, `Authorization: Bearer <key>`.
+fn bearer(method: Method, path: &str, key: &str) -> Call<'static> {
+    let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
+    let value: &'static str = Box::leak(format!("Bearer {key}").into_boxed_str());
+    call(method, path).header("authorization", value)
+}
+
+#[tokio::test]
+async fn flat_auth_errors_and_version_header() {
+    let app = app(flat());
+    let missing = call(Method::GET, "/v1/jobs").send(&app).await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.body, json!({ "error": "Missing API key" }));
+    assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(missing.header("x-api-version"), Some("2"));
+    // The standard header is no key here; a wrong key is refused without a request id.
+    let standard = call(Method::GET, "/v1/jobs").key(A).send(&app).await;
+    assert_eq!(standard.body, json!({ "error": "Missing API key" }));
+    let invalid = bearer(Method::GET, "/v1/jobs", "sk_nope").send(&app).await;
+    assert_eq!(invalid.body, json!({ "error": "Invalid API key" }));
+    let ok = bearer(Method::GET, "/v1/jobs", A).send(&app).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.header("x-api-version"), Some("2"));
+    let lower = call(Method::GET, "/v1/jobs")
+        .header("authorization", "bearer sk_test_primary")
+        .send(&app)
+        .await;
+    assert_eq!(
+        lower.status,
+        StatusCode::OK,
+        "the scheme is case-insensitive"
+    );
+    // Other errors are flat too, and carry the request id.
+    let unknown = bearer(Method::GET, "/v1/jobs/job_nope/status", A)
+        .send(&app)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body["error"], "Job not found");
+    assert_eq!(
+        unknown.body["request_id"].as_str(),
+        Some(unknown.request_id())
+    );
+    assert!(unknown.body.get("code").is_none());
+    let health = call(Method::GET, "/health").send(&app).await;
+    assert_eq!(health.header("x-api-version"), Some("2"));
+    let without = app_with(Dialect::Flat, &[Fault::NoVersionHeader]);
+    let res = call(Method::GET, "/health").send(&without).await;
+    assert_eq!(res.header("x-api-version"), None);
+    // The standard dialect has no version header.
+    let standard = super::app(config());
+    assert_eq!(
+        call(Method::GET, "/health")
+            .send(&standard)
+            .await
+            .header("x-api-version"),
+        None
+    );
+}
+
+fn app_with(dialect: Dialect, faults: &[Fault]) -> Router {
+    app(ServerConfig {
+        dialect,
+        ..with_faults(faults)
+    })
+}
+
+#[tokio::test]
+async fn flat_jobs_read_at_status_through_created_and_uploaded() {
+    let app = app(flat());
+    let created = bearer(Method::POST, "/v1/jobs", A)
+        .json(json!({ "video_url": "https://example.com/a.mp4", "auto_start": false }))
+        .send(&app)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["status"], "created");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/jobs/{id}/status");
+    let read = bearer(Method::GET, &path, A).send(&app).await;
+    assert_eq!(read.body["status"], "created");
+    // The standard read path is not a route of this dialect.
+    let standard = bearer(Method::GET, &format!("/v1/jobs/{id}"), A)
+        .send(&app)
+        .await;
+    assert_eq!(standard.status, StatusCode::NOT_FOUND);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        bearer(Method::GET, &path, A).send(&app).await.body["status"],
+        "uploaded"
+    );
+    let listed = bearer(Method::GET, "/v1/jobs?status=uploaded", A)
+        .send(&app)
+        .await;
+    assert_eq!(listed.body["jobs"][0]["id"], id.as_str());
+    let pending = bearer(Method::GET, "/v1/jobs?status=pending", A)
+        .send(&app)
+        .await;
+    assert_eq!(pending.status, StatusCode::BAD_REQUEST);
+    let start = format!("/v1/jobs/{id}/start");
+    let started = bearer(Method::POST, &start, A)
+        .json(json!({}))
+        .send(&app)
+        .await;
+    assert_eq!(started.body["status"], "processing");
+    for _ in 0..100 {
+        let job = bearer(Method::GET, &path, A).send(&app).await;
+        if job.body["status"] == "completed" {
+            assert!(job.body["output_url"].is_string());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job {id} never finished");
+}
+
+#[tokio::test]
+async fn flat_rate_limits_and_idempotency_token() {
+    let app = app(ServerConfig {
+        rate_limit: RateLimitConfig {
+            capacity: 2,
+            refill_per_second: 1.0,
+        },
+        ..flat()
+    });
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(bearer(Method::GET, "/v1/jobs", A).send(&app).await);
+    }
+    let limited = last.unwrap();
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Rate limit exceeded"));
+    assert_eq!(limited.header("retry-after"), None);
+    assert_eq!(limited.header("ratelimit"), None);
+    let reset: u64 = limited
+        .header("x-ratelimit-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reset > 1_000_000_000, "an epoch: {reset}");
+
+    let app = super::app(flat());
+    let body = json!({ "video_url": "https://example.com/a.mp4", "auto_start": false });
+    let first = bearer(Method::POST, "/v1/jobs", A)
+        .header("x-idempotency-token", "tok-1")
+        .json(body.clone())
+        .send(&app)
+        .await;
+    let again = bearer(Method::POST, "/v1/jobs", A)
+        .header("x-idempotency-token", "tok-1")
+        .json(body)
+        .send(&app)
+        .await;
+    assert_eq!(first.body["id"], again.body["id"]);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+}
