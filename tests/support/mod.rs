@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use apiconform::client::{ClientConfig, HttpClient};
 use apiconform::context::{RunContext, RunOptions};
 use apiconform::record::{CheckRecord, RunRecord};
-use apiconform::reference::{Fault, RateLimitConfig, RunningServer, ServerConfig, Variant};
+use apiconform::reference::{
+    Dialect, Fault, RateLimitConfig, RunningServer, ServerConfig, Variant,
+};
 use apiconform::runner::Plan;
 use apiconform::schemas::SchemaSet;
 use apiconform::suite::Suite;
@@ -21,7 +23,16 @@ use apiconform::suite::Suite;
 /// The name of every check the bundled default suite makes, in suite order (a declaration
 /// may expand to several), so tests assert exact counts that follow the suite.
 pub fn default_check_names() -> Vec<String> {
-    let suite = Suite::load(None).expect("bundled suite");
+    check_names(&Suite::load(None).expect("bundled suite"))
+}
+
+/// The flat suite (`suites/flat.toml`), for the reference server's `flat` dialect.
+pub fn flat_suite_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("suites/flat.toml")
+}
+
+/// The name of every check `suite` makes, in suite order.
+pub fn check_names(suite: &Suite) -> Vec<String> {
     suite
         .checks
         .iter()
@@ -33,12 +44,21 @@ pub fn default_check_names() -> Vec<String> {
 /// Assert that `outcomes` has one outcome for every check of the default suite, and that each
 /// passed (no warning either); `what` names the run in the message.
 pub fn assert_every_check_passed(outcomes: &BTreeMap<String, CheckRecord>, what: &str) {
-    let mut expected = default_check_names();
+    assert_every_check_of_passed(&default_check_names(), outcomes, what);
+}
+
+/// Like [`assert_every_check_passed`], for the checks named `names`.
+pub fn assert_every_check_of_passed(
+    names: &[String],
+    outcomes: &BTreeMap<String, CheckRecord>,
+    what: &str,
+) {
+    let mut expected = names.to_vec();
     expected.sort();
     assert_eq!(
         outcomes.keys().cloned().collect::<Vec<_>>(),
         expected,
-        "{what}: every check of the default suite has exactly one outcome"
+        "{what}: every check of the suite has exactly one outcome"
     );
     let not_passed: Vec<String> = outcomes
         .values()
@@ -70,8 +90,19 @@ pub async fn start_server_with(
     variants: &[Variant],
     dir: &std::path::Path,
 ) -> (RunningServer, ServerConfig, PathBuf) {
+    start_server_in(Dialect::Standard, faults, variants, dir).await
+}
+
+/// Like [`start_server_with`], speaking `dialect`.
+pub async fn start_server_in(
+    dialect: Dialect,
+    faults: &[Fault],
+    variants: &[Variant],
+    dir: &std::path::Path,
+) -> (RunningServer, ServerConfig, PathBuf) {
     let log = dir.join("server.log");
     let config = ServerConfig {
+        dialect,
         faults: faults.iter().copied().collect(),
         variants: variants.iter().copied().collect(),
         // Long enough for a few polls while processing (progress-goes-down needs two).
@@ -112,13 +143,26 @@ pub async fn run_default_suite_with(
     variants: &[Variant],
     strict: bool,
 ) -> BTreeMap<String, CheckRecord> {
+    run_suite_against(None, Dialect::Standard, faults, variants, strict).await
+}
+
+/// Run every check of the suite at `suite_path` (the bundled one when None) against a
+/// reference server speaking `dialect` with `faults` and `variants`, as
+/// [`run_default_suite_with`] does.
+pub async fn run_suite_against(
+    suite_path: Option<&std::path::Path>,
+    dialect: Dialect,
+    faults: &[Fault],
+    variants: &[Variant],
+    strict: bool,
+) -> BTreeMap<String, CheckRecord> {
     let _slot = SUITE_RUNS
         .acquire()
         .await
         .expect("the semaphore is never closed");
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, config, log) = start_server_with(faults, variants, dir.path()).await;
-    let mut suite = Suite::load(None).expect("bundled suite");
+    let (server, config, log) = start_server_in(dialect, faults, variants, dir.path()).await;
+    let mut suite = Suite::load(suite_path).expect("the suite loads");
     // The reference bucket holds 40 and refills 40/s: the burst empties it as long as it runs
     // faster than the refill; a cap of 1000 gives a slow machine room (and fits the budget).
     suite.settings.burst.max_requests = 1000;

@@ -278,8 +278,13 @@ pub struct BurstSettings {
     /// At most this many requests; the burst stops at the first 429. At most [`MAX_BURST`].
     pub max_requests: u32,
     pub concurrency: u32,
-    /// The error code a 429 must carry.
+    /// The error code a 429 must carry (judged when `[errors] code_pointer` is set).
     pub expect_code: String,
+    /// Text the 429's error message must contain (at `[errors] message_pointer`).
+    pub expect_message: Option<String>,
+    /// Whether a 429 must carry Retry-After. A vendor that documents its wait through the
+    /// RateLimit reset alone says false: the reset is then the hint that must be present.
+    pub retry_after: bool,
     /// How many times recovery is tried after the first wait.
     pub recovery_attempts: u32,
 }
@@ -295,6 +300,8 @@ impl Default for BurstSettings {
             max_requests: 200,
             concurrency: 32,
             expect_code: "rate_limited".into(),
+            expect_message: None,
+            retry_after: true,
             recovery_attempts: 4,
         }
     }
@@ -453,8 +460,11 @@ impl Default for RequestIdSettings {
 pub struct ErrorSettings {
     /// Name (in `[schemas]`) of the schema every non-2xx body must match.
     pub schema: String,
-    /// JSON pointer to the error code in an error body.
+    /// JSON pointer to the error code in an error body; empty for an API whose errors carry
+    /// no code (checks then tell errors apart by status and `expect_message`).
     pub code_pointer: String,
+    /// JSON pointer to the human-readable message in an error body (for `expect_message`).
+    pub message_pointer: String,
 }
 
 impl Default for ErrorSettings {
@@ -462,6 +472,7 @@ impl Default for ErrorSettings {
         ErrorSettings {
             schema: "error".into(),
             code_pointer: "/error/code".into(),
+            message_pointer: "/error/message".into(),
         }
     }
 }
@@ -1284,6 +1295,7 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
     for (key, pointer) in [
         ("request_id.body_pointer", &settings.request_id.body_pointer),
         ("errors.code_pointer", &settings.errors.code_pointer),
+        ("errors.message_pointer", &settings.errors.message_pointer),
         ("jobs.created_id_pointer", &settings.jobs.created_id_pointer),
         ("jobs.id_pointer", &settings.jobs.id_pointer),
         ("jobs.status_pointer", &settings.jobs.status_pointer),

@@ -52,6 +52,9 @@ pub struct AuthRejected {
     expect_status: StatusSet,
     /// The error code the body must carry (at the suite's `[errors] code_pointer`).
     expect_code: Option<String>,
+    /// Text the error message must contain (at `[errors] message_pointer`): how the errors
+    /// of an API without codes are told apart.
+    expect_message: Option<String>,
 }
 
 fn unauthorized() -> StatusSet {
@@ -82,6 +85,11 @@ impl AuthRejected {
     fn judge(&self, settings: &Settings, response: &Response) -> Findings {
         let what = format!("{}: ", self.request.describe());
         if let Some(finding) = status_finding("auth.status", response, &self.expect_status) {
+            return vec![finding.prefixed(&what)];
+        }
+        if let Some(finding) = self.expect_message.as_deref().and_then(|expected| {
+            super::message_finding(settings, response, expected, "auth.message")
+        }) {
             return vec![finding.prefixed(&what)];
         }
         let Some(expected) = &self.expect_code else {
@@ -257,6 +265,7 @@ mod tests {
             request,
             expect_status: unauthorized(),
             expect_code: expect_code.map(String::from),
+            expect_message: None,
         }
     }
 
@@ -274,6 +283,42 @@ mod tests {
         assert!(finding
             .message
             .contains(": expected status 401, got 200 from GET /test"));
+    }
+
+    #[test]
+    fn errors_without_codes_are_told_apart_by_message() {
+        let mut settings = Settings::default();
+        settings.errors.code_pointer = String::new();
+        settings.errors.message_pointer = "/error".into();
+        let check = AuthRejected {
+            expect_message: Some("invalid api key".into()),
+            ..rejected(None)
+        };
+        let flat = |message: &str| {
+            Response::for_test(
+                401,
+                &[],
+                &serde_json::json!({ "error": message }).to_string(),
+            )
+        };
+        assert!(check.judge(&settings, &flat("Invalid API key")).is_empty());
+        let findings = check.judge(&settings, &flat("Missing API key"));
+        assert_eq!(findings[0].rule, "auth.message");
+        assert_eq!(findings[0].pointer.as_deref(), Some("/error"));
+        assert!(
+            findings[0].message.contains(
+                "expected an error message containing \"invalid api key\" at /error, saw \"Missing API key\""
+            ),
+            "{}",
+            findings[0].message
+        );
+        let enveloped = r#"{"error": {"code": "invalid_api_key", "message": "Invalid API key"}}"#;
+        let findings = check.judge(&settings, &Response::for_test(401, &[], enveloped));
+        assert!(
+            findings[0].message.contains("found none"),
+            "{}",
+            findings[0].message
+        );
     }
 
     #[test]

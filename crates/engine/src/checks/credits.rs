@@ -5,7 +5,10 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{error_code, planned, status_finding, with_oracle, Check, Finding, Findings, Needs};
+use super::{
+    error_code, errors_have_codes, message_finding, planned, status_finding, with_oracle, Check,
+    Finding, Findings, Needs,
+};
 use crate::context::{Abort, CheckContext};
 use crate::oracle::Snapshot;
 use crate::suite::{RequestSpec, Settings, StatusSet};
@@ -20,8 +23,11 @@ pub struct InsufficientCredits {
     request: RequestSpec,
     #[serde(default = "payment_required")]
     expect_status: StatusSet,
+    /// Judged when the suite's errors carry a code (`[errors] code_pointer`).
     #[serde(default = "insufficient_credits")]
     expect_code: String,
+    /// Text the error message must contain (at `[errors] message_pointer`).
+    expect_message: Option<String>,
 }
 
 fn payment_required() -> StatusSet {
@@ -55,7 +61,15 @@ impl Check for InsufficientCredits {
                     .into_iter()
                     .collect();
             let code = error_code(cx.settings(), &response);
-            if findings.is_empty() && code != Some(self.expect_code.as_str()) {
+            if findings.is_empty() {
+                findings.extend(self.expect_message.as_deref().and_then(|expected| {
+                    message_finding(cx.settings(), &response, expected, "credits.message")
+                }));
+            }
+            if findings.is_empty()
+                && errors_have_codes(cx.settings())
+                && code != Some(self.expect_code.as_str())
+            {
                 let seen = code
                     .map(|c| format!("\"{c}\""))
                     .unwrap_or_else(|| "none".into());

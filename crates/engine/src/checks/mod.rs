@@ -11,6 +11,7 @@ mod credits;
 mod documented;
 mod download;
 mod errors;
+mod headers;
 mod idempotency;
 mod latency;
 mod lifecycle;
@@ -128,6 +129,11 @@ pub type NamedCheck = (String, Box<dyn Check>);
 /// kind), each with its name, or say exactly what is wrong with the table.
 pub fn build(decl: &CheckDecl, suite: &Suite) -> Result<Vec<NamedCheck>, AppError> {
     let located = |message: String| suite.located(decl, &message);
+    if decl.params.contains_key("expect_code") && suite.settings.errors.code_pointer.is_empty() {
+        return Err(located(
+            "`expect_code` needs an error code, but [errors] code_pointer is empty (this suite's errors carry none): tell the error by `expect_message`".into(),
+        ));
+    }
     let checks = build_kind(decl).map_err(located)?;
     for (_, check) in &checks {
         if let Some(missing) = check
@@ -200,6 +206,7 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("job_lifecycle", lifecycle::expand),
     ("manual_start", kind::<lifecycle::ManualStart>),
     ("latency", kind::<latency::Latency>),
+    ("response_header", kind::<headers::ResponseHeader>),
     ("insufficient_credits", kind::<credits::InsufficientCredits>),
     ("upload_accepted", kind::<uploads::UploadAccepted>),
     ("upload_reply", kind::<uploads::UploadReply>),
@@ -359,9 +366,59 @@ fn created_job(
         .map_err(|message| vec![Finding::new(rule, message).cites(reply)])
 }
 
-/// The error code at the suite's code pointer, if any.
+/// The error code at the suite's code pointer, if any (none when its errors carry no code).
 fn error_code<'r>(settings: &Settings, response: &'r Response) -> Option<&'r str> {
-    response.pointer(&settings.errors.code_pointer)?.as_str()
+    let pointer = &settings.errors.code_pointer;
+    if pointer.is_empty() {
+        return None;
+    }
+    response.pointer(pointer)?.as_str()
+}
+
+/// Whether the suite's errors carry a code to judge (`[errors] code_pointer` is not empty).
+fn errors_have_codes(settings: &Settings) -> bool {
+    !settings.errors.code_pointer.is_empty()
+}
+
+/// A finding of `rule` when the error message (at `[errors] message_pointer`) does not contain
+/// `expected`, ignoring case: how a suite tells apart the errors of an API that sends no code.
+fn message_finding(
+    settings: &Settings,
+    response: &Response,
+    expected: &str,
+    rule: &str,
+) -> Option<Finding> {
+    let pointer = &settings.errors.message_pointer;
+    let seen = response
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str);
+    if seen.is_some_and(|m| m.to_lowercase().contains(&expected.to_lowercase())) {
+        return None;
+    }
+    let (actual, message) = match seen {
+        Some(m) => (
+            format!("\"{m}\""),
+            format!(
+                "expected an error message containing \"{expected}\" at {pointer}, saw \"{m}\" in {}",
+                response.label()
+            ),
+        ),
+        None => (
+            "none".into(),
+            format!(
+                "expected an error message containing \"{expected}\" at {pointer}, found none in {}: {}",
+                response.label(),
+                response.body_excerpt(200)
+            ),
+        ),
+    };
+    Some(
+        Finding::new(rule, message)
+            .expected(format!("\"{expected}\""))
+            .actual(actual)
+            .at(pointer)
+            .cites(response),
+    )
 }
 
 /// A finding of `rule` when the absolute `url` (named `what` in messages) cannot be fetched

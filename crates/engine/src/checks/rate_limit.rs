@@ -157,7 +157,11 @@ fn judge_limited(
         Some(limited) => {
             let expected = &settings.burst.expect_code;
             let pointer = &settings.errors.code_pointer;
+            findings.extend(settings.burst.expect_message.as_deref().and_then(|text| {
+                super::message_finding(settings, limited, text, "rate_limit.message")
+            }));
             match error_code(settings, limited) {
+                _ if !super::errors_have_codes(settings) => {}
                 Some(code) if code == expected => {}
                 other => {
                     let seen = other
@@ -204,6 +208,21 @@ fn judge_hints(
     let cap = settings.target.max_retry_after_seconds;
     let header = limited.header("retry-after").unwrap_or_default();
     match retry_after(limited) {
+        // The suite says the vendor sends none: the reset below is the wait hint.
+        Ok(None) if !settings.burst.retry_after => {
+            if rate_limit_info(limited)
+                .and_then(|info| info.reset)
+                .is_none()
+            {
+                findings.push(on_429(
+                    "rate_limit.reset_missing",
+                    format!(
+                        "the 429 has no RateLimit reset, the wait hint this suite expects instead of Retry-After: {}",
+                        limited.label()
+                    ),
+                ));
+            }
+        }
         Ok(None) => findings.push(on_429(
             "rate_limit.retry_after_missing",
             format!("the 429 has no Retry-After header: {}", limited.label()),
