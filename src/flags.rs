@@ -289,8 +289,8 @@ pub(crate) struct ServeArgs {
     pub(crate) variant: Vec<String>,
     /// The vendor dialect to speak: `standard` (docs/contract.md, checked by the default
     /// suite) or `flat` (checked by suites/flat.toml). `--dialect list` shows both.
-    #[arg(long, value_name = "NAME", default_value = "standard")]
-    pub(crate) dialect: String,
+    #[arg(long, value_name = "NAME", default_value = "standard", value_parser = dialect_choice)]
+    pub(crate) dialect: DialectChoice,
     /// Append one JSON line per request to this file (use it with `apiconform --logs`).
     #[arg(long, value_name = "PATH")]
     pub(crate) log_file: Option<PathBuf>,
@@ -362,6 +362,22 @@ impl RunArgs {
 }
 
 /// The `--variant` entry of `serve --help`: the flag, then every variant.
+/// What `--dialect` asks for: a dialect to speak, or the list of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DialectChoice {
+    List,
+    Speak(crate::reference::Dialect),
+}
+
+fn dialect_choice(name: &str) -> Result<DialectChoice, String> {
+    if name == "list" {
+        return Ok(DialectChoice::List);
+    }
+    name.parse()
+        .map(DialectChoice::Speak)
+        .map_err(|e: crate::reference::UnknownDialect| e.to_string())
+}
+
 fn variant_long_help() -> String {
     let mut help = "Take a conforming alternative behaviour where the contract leaves freedom \
         (repeatable). Unlike --fault, a variant breaks no rule: it proves the harness accepts \

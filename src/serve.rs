@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::error::{config_error, AppError, EXIT_OK};
-use crate::flags::ServeArgs;
+use crate::flags::{DialectChoice, ServeArgs};
 use crate::reference::{Dialect, Fault, RunningServer, ServerConfig, Variant};
 use crate::stdout::to_stdout;
 
@@ -54,18 +54,17 @@ pub(crate) fn serve(
                 .map_err(|e| config_error(format!("--fault: {e}")))
         })
         .collect::<Result<_, _>>()?;
-    if args.dialect == "list" {
-        to_stdout(|out| {
-            Dialect::ALL
-                .iter()
-                .try_for_each(|d| writeln!(out, "{:<28} {}", d.name(), d.description()))
-        })?;
-        return Ok(ExitCode::from(EXIT_OK));
-    }
-    let dialect = args
-        .dialect
-        .parse::<Dialect>()
-        .map_err(|e| config_error(format!("--dialect: {e}")))?;
+    let dialect = match args.dialect {
+        DialectChoice::Speak(dialect) => dialect,
+        DialectChoice::List => {
+            to_stdout(|out| {
+                Dialect::ALL
+                    .iter()
+                    .try_for_each(|d| writeln!(out, "{:<28} {}", d.name(), d.description()))
+            })?;
+            return Ok(ExitCode::from(EXIT_OK));
+        }
+    };
     let variants = parse_variants(&args.variant)?;
     if !(args.rate_refill > 0.0 && args.rate_refill.is_finite()) || args.rate_limit == 0 {
         return Err(config_error(

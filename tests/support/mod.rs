@@ -36,7 +36,7 @@ pub fn check_names(suite: &Suite) -> Vec<String> {
     suite
         .checks
         .iter()
-        .flat_map(|decl| apiconform::checks::build(decl, &suite).expect("bundled check builds"))
+        .flat_map(|decl| apiconform::checks::build(decl, suite).expect("the check builds"))
         .map(|(name, _)| name)
         .collect()
 }

@@ -18,12 +18,6 @@ named_switches! {
         "a second vendor: Authorization: Bearer, flat {\"error\": \"message\"} bodies (no request id in 401s), GET /v1/jobs/{id}/status, created -> uploaded -> processing -> completed | failed, X-RateLimit-* with an epoch Reset and no Retry-After, X-Api-Version: 2 on every response, X-Idempotency-Token";
 }
 
-impl Default for Dialect {
-    fn default() -> Self {
-        Dialect::Standard
-    }
-}
-
 /// How error bodies look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrorBody {
@@ -120,7 +114,7 @@ mod tests {
             assert_eq!(dialect.name().parse::<Dialect>(), Ok(dialect));
             assert!(!dialect.description().contains('\n'));
         }
-        assert_eq!(Dialect::default(), Dialect::Standard);
+        assert_eq!(crate::ServerConfig::default().dialect, Dialect::Standard);
         assert!("nope"
             .parse::<Dialect>()
             .unwrap_err()

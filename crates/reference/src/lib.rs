@@ -115,7 +115,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimitConfig::default(),
             faults: BTreeSet::new(),
             variants: BTreeSet::new(),
-            dialect: Dialect::default(),
+            dialect: Dialect::Standard,
             log_file: None,
             max_upload_bytes: uploads::DEFAULT_MAX_UPLOAD_BYTES,
         }
