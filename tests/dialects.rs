@@ -59,13 +59,16 @@ async fn the_flat_suite_passes_against_the_flat_dialect() {
 }
 
 /// The checks of the default suite that pass against the flat dialect anyway: they judge
-/// nothing the two dialects differ in (a request id header, no key echoed, the logs).
+/// nothing the two dialects differ in (a request id header, no key echoed, the logs, the
+/// public health and price list).
 const DEFAULT_PASSES_IN_FLAT: &[&str] = &[
     "auth::key_not_echoed",
     "observability::request_id_header",
     "observability::request_id_consistent",
     "observability::request_id_unique",
     "observability::logs",
+    "health::status",
+    "pricing::rates",
 ];
 
 /// The checks of the flat suite that pass against the standard dialect anyway.
@@ -75,6 +78,8 @@ const FLAT_PASSES_IN_STANDARD: &[&str] = &[
     "observability::request_id_consistent",
     "observability::request_id_unique",
     "observability::logs",
+    "health::status",
+    "pricing::rates",
 ];
 
 /// Assert that exactly the checks of `names` outside `passing` failed, and that each message
@@ -229,6 +234,9 @@ const NEEDS_A_FINISHED_JOB: &[&str] = &[
     "idempotency::reads_are_safe",
     "idempotency::start_charges_once",
     "latency::status_read",
+    "pricing::job_charge",
+    "download::completed",
+    "usage::job_event",
 ];
 
 /// The upload checks.
@@ -404,7 +412,8 @@ fn flat_matrix() -> Vec<Row> {
         row(
             ReadCharges,
             &[&["idempotency::reads_are_safe"]],
-            &[&["idempotency::start_charges_once"]],
+            // Every read charges the run's job again, so its charge is more than its length's.
+            &[&["idempotency::start_charges_once", "pricing::job_charge"]],
         ),
         row(
             StatusMovesBackwards,
@@ -438,6 +447,26 @@ fn flat_matrix() -> Vec<Row> {
         row(UploadBadReply, &[&["uploads::reply"]], &[]),
         row(UploadNoSizeLimit, &[&["uploads::oversize"]], &[]),
         row(UploadRefused, &[&["uploads::accepted"]], &[UPLOADS]),
+        row(HealthNeedsKey, &[&["health::status"]], &[]),
+        row(HealthBadShape, &[&["health::status"]], &[]),
+        row(PricingWrongRate, &[&["pricing::rates"]], &[]),
+        row(ChargeIgnoresDuration, &[&["pricing::job_charge"]], &[]),
+        row(
+            DownloadBeforeCompletion200,
+            &[&["download::before_completion"]],
+            &[],
+        ),
+        row(DownloadUrl404, &[&["download::completed"]], &[]),
+        row(UsageDays500, &[&["usage::out_of_range"]], &[]),
+        row(UsageBadShape, &[&["usage::in_range"]], &[]),
+        row(UsageNoJobEvent, &[&["usage::job_event"]], &[]),
+        row(InvalidRequest500, &[&["errors::invalid_request"]], &[]),
+        // A problem document is not the flat error body either.
+        row(
+            InvalidRequestProblemJson,
+            &[&["errors::invalid_request"]],
+            &[],
+        ),
     ]
 }
 

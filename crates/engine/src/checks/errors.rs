@@ -206,7 +206,7 @@ impl Check for MalformedId {
 
 /// Creates with invalid input (a field missing or malformed, an unknown value, a body that is
 /// not JSON) are refused with `expect_status` (400 or 422), the error envelope and
-/// `expect_code`; never a 5xx, and never a problem document in place of the envelope.
+/// `expect_code` (judged when `[errors] code_pointer` is set); never a 5xx, and never a problem document in place of the envelope.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidRequest {
@@ -305,7 +305,7 @@ fn judge_invalid(
         .actual("application/problem+json")
         .cites(response)];
     }
-    if !findings.is_empty() {
+    if !findings.is_empty() || !super::errors_have_codes(settings) {
         return findings;
     }
     match error_code(settings, response) {

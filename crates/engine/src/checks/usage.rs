@@ -142,7 +142,7 @@ fn events_at<'r>(response: &'r Response, pointer: &str) -> Option<&'r Vec<Value>
 }
 
 /// Values out of their documented range are refused with `refused_status` and the error
-/// envelope with `expect_code`, or clamped (any 2xx); never a 5xx or another status.
+/// envelope with `expect_code` (judged when `[errors] code_pointer` is set), or clamped (any 2xx); never a 5xx or another status.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutOfRange {
@@ -226,7 +226,7 @@ pub(super) fn judge_refused_or_clamped(
     }
     let mut findings = envelope_findings(schemas, settings, response);
     let seen = error_code(settings, response);
-    if findings.is_empty() && seen != Some(code) {
+    if findings.is_empty() && super::errors_have_codes(settings) && seen != Some(code) {
         let seen = seen.map(|c| format!("\"{c}\"")).unwrap_or("none".into());
         findings.push(
             Finding::new(
