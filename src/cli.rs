@@ -33,7 +33,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::Serve(args)) => crate::serve::serve(&runtime, args),
+        Some(Command::Serve(args)) => crate::serve::serve(&runtime, *args),
         Some(Command::Completions { shell }) => to_stdout(|out| {
             clap_complete::generate(shell, &mut Cli::command(), "apiconform", out);
             Ok(())

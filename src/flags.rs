@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Run the reference server alone (a sandbox for client developers) and print its base URL.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a completion script for SHELL to stdout, e.g. `apiconform completions bash >
     /// ~/.local/share/bash-completion/completions/apiconform`.
     Completions {
@@ -302,6 +302,14 @@ pub(crate) struct ServeArgs {
     /// The largest file POST /v1/uploads accepts, in bytes (the contract's 500 MB by default).
     #[arg(long, value_name = "BYTES", default_value_t = crate::reference::DEFAULT_MAX_UPLOAD_BYTES)]
     pub(crate) max_upload_bytes: u64,
+    /// Sign every webhook delivery with this secret: X-Webhook-Signature: sha256=<hex>, the
+    /// HMAC-SHA256 of "<timestamp>.<raw body>" (without it deliveries are unsigned).
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) webhook_secret: Option<String>,
+    /// Also deliver webhooks to this host (repeatable); without it only loopback hosts
+    /// (localhost, 127.0.0.0/8, ::1) get deliveries, and any other is recorded as failed.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) webhook_allow_host: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

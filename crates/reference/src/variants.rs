@@ -37,6 +37,8 @@ named_switches! {
         "the job object carries undocumented fields: queue_position, region and a nested meta object";
     EchoRequestId => "echo-request-id",
         "a client's X-Request-Id (1-128 visible ASCII chars) is used as the response's request id";
+    WebhookDataJob => "webhook-data-job",
+        "webhook bodies carry the job object at data.job instead of at data";
 }
 
 #[cfg(test)]
@@ -59,7 +61,7 @@ mod tests {
             assert!(!variant.description().is_empty());
             assert!(!variant.description().contains('\n'));
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 12);
         assert_eq!(
             " Created-State ".parse::<Variant>(),
             Ok(Variant::CreatedState)
