@@ -16,6 +16,7 @@ use crate::report::{self, ReportPaths};
 use crate::schemas::SchemaSet;
 use crate::suite::Suite;
 use crate::tls::TlsOptions;
+use crate::webhooks::WebhookOptions;
 
 /// Checks mostly wait on the network, so the embedded run uses more threads than CPUs.
 const EMBEDDED_TEST_THREADS: usize = 4;
@@ -96,6 +97,10 @@ pub struct RunConfig {
     /// Facts about the run known before it starts (operations `--openapi` leaves out), for
     /// every report.
     pub notices: Vec<String>,
+    /// Where the webhook receiver listens and the URL the target is given.
+    pub webhooks: WebhookOptions,
+    /// The secret deliveries are signed with (`--webhook-secret`, its file or the environment).
+    pub webhook_secret: Option<String>,
 }
 
 impl RunConfig {
@@ -150,6 +155,13 @@ impl RunConfig {
             suite.settings.target.connect_timeout_seconds = timeout;
         }
         let extra_headers = extra_headers(&args, &suite.settings.auth.header)?;
+        let webhooks = webhook_options(&args)?;
+        let webhook_secret = read_key(
+            args.webhook_secret.clone(),
+            args.webhook_secret_file.as_ref(),
+            "APICONFORM_WEBHOOK_SECRET",
+            "--webhook-secret",
+        )?;
         let suite_hash = report::suite_hash(&suite.source)?;
         let target = target_spec(&args, mode)?;
         let tls = tls_options(&args, &target)?;
@@ -189,6 +201,8 @@ impl RunConfig {
             extra_headers,
             tls,
             notices,
+            webhooks,
+            webhook_secret,
         })
     }
 }
@@ -247,6 +261,24 @@ fn shows_progress(libtest: &libtest_mimic::Arguments, quiet: bool, at_terminal: 
         && !quiet
         && matches!(libtest.format, None | Some(FormatSetting::Pretty))
         && libtest.test_threads != Some(1)
+}
+
+/// `--webhook-listen` and `--webhook-public-url`, checked: the public URL is an absolute
+/// http(s) URL (clap already asks for the listen address with it).
+fn webhook_options(args: &RunArgs) -> Result<WebhookOptions, AppError> {
+    if let Some(url) = &args.webhook_public_url {
+        let valid = url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            return Err(config_error(format!(
+                "--webhook-public-url `{url}` must be an http:// or https:// URL with a host"
+            )));
+        }
+    }
+    Ok(WebhookOptions {
+        listen: args.webhook_listen,
+        public_url: args.webhook_public_url.clone(),
+    })
 }
 
 /// The target the flags name, with the keys read from where they were given. Only a run

@@ -135,6 +135,29 @@ pub(crate) struct RunArgs {
         help_heading = "Suite"
     )]
     pub(crate) params: Vec<String>,
+    /// Listen for the target's webhook deliveries on this address (e.g. 0.0.0.0:8787), for the
+    /// webhooks::* checks. Without it apiconform listens on a free loopback port when the
+    /// target is on loopback (the embedded server too), and ignores the checks otherwise.
+    #[arg(long, value_name = "ADDR", help_heading = "Webhooks")]
+    pub(crate) webhook_listen: Option<std::net::SocketAddr>,
+    /// The webhook_url the target is given, when it reaches the --webhook-listen address
+    /// through a tunnel or an ingress (e.g. https://hooks.example.com/apiconform).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "webhook_listen",
+        help_heading = "Webhooks"
+    )]
+    pub(crate) webhook_public_url: Option<String>,
+    /// The secret the target signs webhook deliveries with, to verify X-Webhook-Signature
+    /// (webhooks::signature is ignored without it). Masked as $WEBHOOK_SECRET in every output.
+    /// Prefer --webhook-secret-file or APICONFORM_WEBHOOK_SECRET, which keep it out of shell
+    /// history. Precedence: --webhook-secret, --webhook-secret-file, APICONFORM_WEBHOOK_SECRET.
+    #[arg(long, value_name = "SECRET", help_heading = "Webhooks")]
+    pub(crate) webhook_secret: Option<String>,
+    /// Read the webhook signing secret from a file (surrounding whitespace is trimmed).
+    #[arg(long, value_name = "PATH", help_heading = "Webhooks")]
+    pub(crate) webhook_secret_file: Option<PathBuf>,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) suite: Option<PathBuf>,

@@ -47,6 +47,9 @@ pub struct ClientConfig {
     pub extra_headers: Vec<ExtraHeader>,
     /// Extra roots, a client certificate, `--insecure`.
     pub tls: crate::tls::TlsOptions,
+    /// The secret webhook deliveries are signed with (`--webhook-secret`): masked like a key,
+    /// and used to verify each delivery's signature.
+    pub webhook_secret: Option<String>,
 }
 
 /// A header the user adds to every request to the target (a gateway's token, a tenant
@@ -129,6 +132,7 @@ impl ClientConfig {
             progress: false,
             extra_headers: Vec::new(),
             tls: crate::tls::TlsOptions::default(),
+            webhook_secret: None,
         }
     }
 }
@@ -580,6 +584,9 @@ impl HttpClient {
         if let Some(key) = &config.broke_key {
             secrets.register(key, "$BROKE_API_KEY");
         }
+        if let Some(secret) = &config.webhook_secret {
+            secrets.register(secret, "$WEBHOOK_SECRET");
+        }
         for header in config.extra_headers.iter().filter(|h| h.secret) {
             secrets.register(
                 &header.value,
@@ -620,6 +627,11 @@ impl HttpClient {
 
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The webhook signing secret, if the run was given one.
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.config.webhook_secret.as_deref()
     }
 
     pub fn record(&self) -> &RunRecord {

@@ -504,7 +504,7 @@ pub(crate) fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Va
         "output_format": job.output_format.name(),
         "video_url": job.video_url,
         "webhook_url": job.webhook_url,
-        "webhook_events": webhook_events(job),
+        "webhook_events": webhook_events(app, job),
     });
     if app.variant(Variant::ExtraFields) {
         if let Some(obj) = body.as_object_mut() {
@@ -520,10 +520,19 @@ pub(crate) fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Va
     body
 }
 
-/// The settled deliveries, or null for a job without a `webhook_url`.
-fn webhook_events(job: &Job) -> Value {
+/// The settled deliveries, or null for a job without a `webhook_url`; an object of each
+/// event's state under `webhook-events-map`.
+fn webhook_events(app: &App, job: &Job) -> Value {
     if job.webhook_url.is_none() && job.webhook_events.is_empty() {
         return Value::Null;
+    }
+    if app.variant(Variant::WebhookEventsMap) {
+        let by_event: Map<String, Value> = job
+            .webhook_events
+            .iter()
+            .map(|r| (r.event.name().to_owned(), json!(r.outcome.name())))
+            .collect();
+        return Value::Object(by_event);
     }
     Value::Array(job.webhook_events.iter().map(|r| r.to_json()).collect())
 }

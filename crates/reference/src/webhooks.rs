@@ -107,7 +107,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Sent => "sent",
             Outcome::Failed => "failed",
@@ -175,20 +175,38 @@ pub(crate) fn spawn_deliveries(app: &Arc<App>, job_id: &str, origin: &str) {
     }
     let (app, job_id, origin) = (Arc::clone(app), job_id.to_owned(), origin.to_owned());
     tokio::spawn(async move {
-        let started = Snapshot {
-            status: Status::Processing,
-            progress: 0,
-            duration_seconds: None,
+        // One id for every delivery of the job, under `webhook-reused-delivery-id`.
+        let job_delivery_id = new_delivery_id();
+        let deliver_started = || async {
+            if app.has(Fault::WebhookMissingStarted) {
+                return;
+            }
+            let started = Snapshot {
+                status: Status::Processing,
+                progress: 0,
+                duration_seconds: None,
+            };
+            if let Some(body) = event_body(&app, &job_id, Event::Started, started, &origin) {
+                deliver(&app, &job_id, Event::Started, body, &job_delivery_id).await;
+            }
         };
-        if let Some(body) = event_body(&app, &job_id, Event::Started, started, &origin) {
-            deliver(&app, &job_id, Event::Started, body).await;
+        if !app.has(Fault::WebhookOutOfOrder) {
+            deliver_started().await;
         }
         if let Some((event, snap)) = wait_for_end(&app, &job_id).await {
             if let Some(body) = event_body(&app, &job_id, event, snap, &origin) {
-                deliver(&app, &job_id, event, body).await;
+                deliver(&app, &job_id, event, body, &job_delivery_id).await;
             }
         }
+        if app.has(Fault::WebhookOutOfOrder) {
+            deliver_started().await;
+        }
     });
+}
+
+/// `whd_` and 24 random hex digits.
+fn new_delivery_id() -> String {
+    format!("whd_{}", random_hex(24))
 }
 
 /// Sleeps until the job is terminal and answers its event and state then; `None` for a job
@@ -227,7 +245,12 @@ fn event_body(
 ) -> Option<Value> {
     let store = app.lock();
     let job = store.jobs.get(job_id)?;
-    let job = job_json(app, job, snap, origin);
+    let mut job = job_json(app, job, snap, origin);
+    if app.has(Fault::WebhookJobNotNamed) {
+        if let Some(fields) = job.as_object_mut() {
+            fields.remove("id");
+        }
+    }
     let data = if app.variant(Variant::WebhookDataJob) {
         json!({ "job": job })
     } else {
@@ -241,8 +264,9 @@ fn event_body(
 }
 
 /// Delivers one event to the job's current `webhook_url`, retrying as configured, and records
-/// the outcome on the job.
-async fn deliver(app: &App, job_id: &str, event: Event, body: Value) {
+/// the outcome on the job. `job_delivery_id` is the id every delivery of the job shares under
+/// the `webhook-reused-delivery-id` fault.
+async fn deliver(app: &App, job_id: &str, event: Event, body: Value, job_delivery_id: &str) {
     let Some(url) = app
         .lock()
         .jobs
@@ -251,7 +275,11 @@ async fn deliver(app: &App, job_id: &str, event: Event, body: Value) {
     else {
         return;
     };
-    let delivery_id = format!("whd_{}", random_hex(24));
+    let delivery_id = if app.has(Fault::WebhookReusedDeliveryId) {
+        job_delivery_id.to_owned()
+    } else {
+        new_delivery_id()
+    };
     let record = match Url::parse(&url) {
         Ok(parsed) if host_allowed(&parsed, &app.config.webhooks.allow_hosts) => {
             attempt_all(app, parsed, event, &delivery_id, body.to_string()).await
@@ -284,6 +312,9 @@ async fn deliver(app: &App, job_id: &str, event: Event, body: Value) {
         attempts = record.attempts,
         "webhook delivery"
     );
+    if app.has(Fault::WebhookNotRecorded) {
+        return;
+    }
     if let Some(job) = app.lock().jobs.get_mut(job_id) {
         job.webhook_events.push(record);
     }
@@ -312,23 +343,45 @@ async fn attempt_all(
         return record;
     };
     let mut delay = config.first_retry_delay;
-    for attempt in 1..=config.max_attempts.max(1) {
+    let attempts = if app.has(Fault::WebhookNoRetry) {
+        1
+    } else {
+        config.max_attempts.max(1)
+    };
+    for attempt in 1..=attempts {
         if attempt > 1 {
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
         }
         record.attempts = attempt;
-        let timestamp = time::unix_secs(SystemTime::now()).to_string();
+        let mut sent_at = SystemTime::now();
+        if app.has(Fault::WebhookStaleTimestamp) {
+            sent_at = sent_at.checked_sub(STALE_BY).unwrap_or(sent_at);
+        }
+        let timestamp = if app.variant(Variant::WebhookIsoTimestamp) {
+            time::rfc3339(sent_at)
+        } else {
+            time::unix_secs(sent_at).to_string()
+        };
+        let event_header = if app.has(Fault::WebhookWrongEventHeader) {
+            Event::Started.name()
+        } else {
+            event.name()
+        };
         let mut request = client
             .post(url.clone())
             .timeout(config.attempt_timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(EVENT_HEADER, event.name())
+            .header(EVENT_HEADER, event_header)
             .header(DELIVERY_ID_HEADER, delivery_id)
             .header(TIMESTAMP_HEADER, &timestamp)
             .body(raw_body.clone());
         if let Some(secret) = &config.secret {
-            let signature = sign(secret.as_bytes(), &timestamp, raw_body.as_bytes());
+            let signature = if app.has(Fault::WebhookBadSignature) {
+                sign_body_only(secret.as_bytes(), raw_body.as_bytes())
+            } else {
+                sign(secret.as_bytes(), &timestamp, raw_body.as_bytes())
+            };
             request = request.header(SIGNATURE_HEADER, format!("sha256={signature}"));
         }
         match request.send().await {
@@ -359,14 +412,27 @@ async fn attempt_all(
     record
 }
 
+/// How old a timestamp is under `webhook-stale-timestamp`.
+const STALE_BY: Duration = Duration::from_secs(3600);
+
 /// The lowercase hex HMAC-SHA256 of `"<timestamp>.<body>"` keyed with `secret`.
 pub(crate) fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    hmac_hex(secret, &[timestamp.as_bytes(), b".", body])
+}
+
+/// The `webhook-bad-signature` fault's signature: the body alone.
+fn sign_body_only(secret: &[u8], body: &[u8]) -> String {
+    hmac_hex(secret, &[body])
+}
+
+/// The lowercase hex HMAC-SHA256 of `parts`, one after the other, keyed with `secret`.
+fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
     // HMAC takes a key of any length: hashing long keys is part of the algorithm.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .expect("HMAC-SHA256 accepts keys of every length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     mac.finalize()
         .into_bytes()
         .iter()

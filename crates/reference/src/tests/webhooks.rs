@@ -405,3 +405,120 @@ async fn the_webhook_data_job_variant_nests_the_job() {
     }
     assert_eq!(got[1].json()["data"]["job"]["status"], "completed");
 }
+
+/// A server with `fault` and a secret, one job delivered to a receiver that takes everything
+/// but the first attempt: what arrived, and the job's record.
+async fn deliveries_with(fault: Fault, video: &str) -> (Vec<Received>, Answer) {
+    let receiver = Receiver::start(&[Respond::Fail(500)]).await;
+    let app = app(ServerConfig {
+        faults: [fault].into_iter().collect(),
+        ..webhook_config(Some(SECRET))
+    });
+    let id = create_with_hook(&app, &receiver.url, video).await;
+    wait_terminal(&app, A, &id).await;
+    // Every fault below still sends at least the terminal event; wait for the last attempt.
+    let expected = match fault {
+        Fault::WebhookMissingStarted => 2,
+        Fault::WebhookNoRetry => 2,
+        _ => 3,
+    };
+    let got = receiver.wait_for(expected).await;
+    // Let the last delivery settle on the job before reading it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    (got, get_job(&app, A, &id).await)
+}
+
+fn events(got: &[Received]) -> Vec<String> {
+    got.iter()
+        .map(|a| a.json()["event"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn webhook_faults_break_one_rule_each() {
+    let video = "https://v.test/a.mp4";
+    let (got, _) = deliveries_with(Fault::WebhookBadSignature, video).await;
+    let attempt = &got[1];
+    let good = sign(
+        SECRET.as_bytes(),
+        attempt.header("x-webhook-timestamp"),
+        &attempt.body,
+    );
+    assert_ne!(
+        attempt.header("x-webhook-signature"),
+        format!("sha256={good}")
+    );
+
+    let (got, _) = deliveries_with(Fault::WebhookMissingStarted, video).await;
+    assert_eq!(events(&got), ["job.completed", "job.completed"]);
+
+    let (got, _) = deliveries_with(Fault::WebhookOutOfOrder, video).await;
+    assert_eq!(
+        events(&got),
+        ["job.completed", "job.completed", "job.started"]
+    );
+
+    let (got, _) = deliveries_with(Fault::WebhookStaleTimestamp, video).await;
+    let sent: u64 = got[0].header("x-webhook-timestamp").parse().unwrap();
+    let arrived = got[0].arrived.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    assert!(arrived - sent >= 3500, "{sent} vs {arrived}");
+
+    let (got, _) = deliveries_with(Fault::WebhookReusedDeliveryId, video).await;
+    assert_eq!(
+        events(&got),
+        ["job.started", "job.started", "job.completed"]
+    );
+    assert!(got.iter().all(|a| a.delivery_id() == got[0].delivery_id()));
+
+    let (got, job) = deliveries_with(Fault::WebhookNoRetry, video).await;
+    assert_eq!(events(&got), ["job.started", "job.completed"]);
+    let recorded = job.body["webhook_events"].as_array().unwrap().clone();
+    assert_eq!(recorded[0]["status"], "failed");
+    assert_eq!(recorded[0]["attempts"], 1);
+
+    let (got, _) = deliveries_with(Fault::WebhookWrongEventHeader, video).await;
+    assert_eq!(got[2].event(), "job.started");
+    assert_eq!(got[2].json()["event"], "job.completed");
+
+    let (got, _) = deliveries_with(Fault::WebhookJobNotNamed, video).await;
+    assert!(got.iter().all(|a| a.json()["data"].get("id").is_none()));
+    assert_eq!(got[2].json()["data"]["status"], "completed");
+
+    let (got, job) = deliveries_with(Fault::WebhookNotRecorded, video).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(job.body["webhook_events"], json!([]));
+}
+
+#[tokio::test]
+async fn variants_record_by_event_and_send_rfc3339_timestamps() {
+    let receiver = Receiver::start(&[]).await;
+    let app = app(ServerConfig {
+        variants: [Variant::WebhookEventsMap, Variant::WebhookIsoTimestamp]
+            .into_iter()
+            .collect(),
+        ..webhook_config(Some(SECRET))
+    });
+    let id = create_with_hook(&app, &receiver.url, "https://v.test/a.mp4").await;
+    let got = receiver.wait_for(2).await;
+    for attempt in &got {
+        let timestamp = attempt.header("x-webhook-timestamp");
+        assert!(
+            timestamp.ends_with('Z') && timestamp.contains('T'),
+            "{timestamp}"
+        );
+        let expected = sign(SECRET.as_bytes(), timestamp, &attempt.body);
+        assert_eq!(
+            attempt.header("x-webhook-signature"),
+            format!("sha256={expected}")
+        );
+    }
+    for _ in 0..500 {
+        let job = get_job(&app, A, &id).await;
+        if job.body["webhook_events"]["job.completed"] == "sent" {
+            assert_eq!(job.body["webhook_events"]["job.started"], "sent");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the job never recorded its deliveries by event");
+}
