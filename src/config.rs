@@ -264,9 +264,14 @@ fn shows_progress(libtest: &libtest_mimic::Arguments, quiet: bool, at_terminal: 
 }
 
 /// `--webhook-listen` and `--webhook-public-url`, checked: the public URL is an absolute
-/// http(s) URL (clap already asks for the listen address with it).
+/// http(s) URL, and comes with the address it forwards to.
 fn webhook_options(args: &RunArgs) -> Result<WebhookOptions, AppError> {
     if let Some(url) = &args.webhook_public_url {
+        if args.webhook_listen.is_none() {
+            return Err(config_error(
+                "--webhook-public-url needs --webhook-listen ADDR, the address the tunnel or ingress forwards to",
+            ));
+        }
         let valid = url::Url::parse(url)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
         if !valid {

@@ -142,12 +142,7 @@ pub(crate) struct RunArgs {
     pub(crate) webhook_listen: Option<std::net::SocketAddr>,
     /// The webhook_url the target is given, when it reaches the --webhook-listen address
     /// through a tunnel or an ingress (e.g. https://hooks.example.com/apiconform).
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "webhook_listen",
-        help_heading = "Webhooks"
-    )]
+    #[arg(long, value_name = "URL", help_heading = "Webhooks")]
     pub(crate) webhook_public_url: Option<String>,
     /// The secret the target signs webhook deliveries with, to verify X-Webhook-Signature
     /// (webhooks::signature is ignored without it). Masked as $WEBHOOK_SECRET in every output.

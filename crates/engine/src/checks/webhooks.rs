@@ -369,7 +369,7 @@ fn timestamps(deliveries: &[Delivery], hooks: &WebhookSettings) -> Findings {
 
 /// Lowercase or uppercase hex to bytes.
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
