@@ -155,7 +155,6 @@ impl RunConfig {
             suite.settings.target.connect_timeout_seconds = timeout;
         }
         let extra_headers = extra_headers(&args, &suite.settings.auth.header)?;
-        let webhooks = webhook_options(&args)?;
         let webhook_secret = read_key(
             args.webhook_secret.clone(),
             args.webhook_secret_file.as_ref(),
@@ -164,6 +163,7 @@ impl RunConfig {
         )?;
         let suite_hash = report::suite_hash(&suite.source)?;
         let target = target_spec(&args, mode)?;
+        let webhooks = webhook_options(&args, &target)?;
         let tls = tls_options(&args, &target)?;
         let embedded = matches!(target, TargetSpec::Embedded);
         let mut libtest = libtest_arguments(&args);
@@ -264,8 +264,22 @@ fn shows_progress(libtest: &libtest_mimic::Arguments, quiet: bool, at_terminal: 
 }
 
 /// `--webhook-listen` and `--webhook-public-url`, checked: the public URL is an absolute
-/// http(s) URL, and comes with the address it forwards to.
-fn webhook_options(args: &RunArgs) -> Result<WebhookOptions, AppError> {
+/// http(s) URL, and comes with the address it forwards to; a receiver on every address
+/// (`0.0.0.0`) has no address of its own to give a target that is not on loopback.
+fn webhook_options(args: &RunArgs, target: &TargetSpec) -> Result<WebhookOptions, AppError> {
+    let remote = match target {
+        TargetSpec::Remote { base_url, .. } => {
+            url::Url::parse(base_url).is_ok_and(|u| !is_loopback(&u))
+        }
+        TargetSpec::Embedded => false,
+    };
+    if let Some(listen) = args.webhook_listen {
+        if listen.ip().is_unspecified() && remote && args.webhook_public_url.is_none() {
+            return Err(config_error(format!(
+                "--webhook-listen {listen} listens on every address: give --webhook-public-url URL, the address the target reaches it at"
+            )));
+        }
+    }
     if let Some(url) = &args.webhook_public_url {
         if args.webhook_listen.is_none() {
             return Err(config_error(

@@ -135,9 +135,10 @@ pub(crate) struct RunArgs {
         help_heading = "Suite"
     )]
     pub(crate) params: Vec<String>,
-    /// Listen for the target's webhook deliveries on this address (e.g. 0.0.0.0:8787), for the
-    /// webhooks::* checks. Without it apiconform listens on a free loopback port when the
-    /// target is on loopback (the embedded server too), and ignores the checks otherwise.
+    /// Listen for the target's webhook deliveries on this address (e.g. 192.0.2.10:8787, or
+    /// 0.0.0.0:8787 with --webhook-public-url), for the webhooks::* checks. Without it
+    /// apiconform listens on a free loopback port when the target is on loopback (the embedded
+    /// server too), and ignores the checks otherwise.
     #[arg(long, value_name = "ADDR", help_heading = "Webhooks")]
     pub(crate) webhook_listen: Option<std::net::SocketAddr>,
     /// The webhook_url the target is given, when it reaches the --webhook-listen address

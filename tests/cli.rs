@@ -1106,6 +1106,22 @@ fn webhook_flags_are_checked_before_any_request() {
         &not_http,
         "--webhook-public-url `ftp://hooks.example.com/x`",
     );
+    let nowhere = run_bin(
+        &[
+            "--base-url",
+            "https://api.example.com",
+            "--key",
+            "sk_unused",
+            "--webhook-listen",
+            "0.0.0.0:8787",
+        ],
+        &[],
+        QUICK,
+    );
+    assert_one_error_line(
+        &nowhere,
+        "listens on every address: give --webhook-public-url",
+    );
     let empty = run_bin::<&str>(&[], &[("APICONFORM_WEBHOOK_SECRET", " ")], QUICK);
     // An empty variable counts as unset: the embedded run goes on (and passes).
     assert_eq!(empty.status.code(), Some(0), "{}", text(&empty.stderr));

@@ -228,7 +228,8 @@ pub struct WebhookSettings {
     pub events_pointer: String,
     /// How far a delivery's timestamp may be from the moment it arrived.
     pub timestamp_tolerance_seconds: f64,
-    /// The longest the run waits for a job's deliveries (and their retry) to arrive.
+    /// The longest the run waits, once the job has ended, for its deliveries (and the retry of
+    /// the first) to arrive.
     pub timeout_seconds: f64,
 }
 
@@ -247,7 +248,7 @@ impl Default for WebhookSettings {
             failed_event: "job.failed".into(),
             events_pointer: "/webhook_events".into(),
             timestamp_tolerance_seconds: 300.0,
-            timeout_seconds: 120.0,
+            timeout_seconds: 60.0,
         }
     }
 }

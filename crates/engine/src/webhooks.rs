@@ -3,9 +3,12 @@
 //! The run listens for deliveries itself: on `--webhook-listen ADDR`, or, for a target on
 //! loopback (the embedded server among them), on a free loopback port. It creates one job
 //! whose `webhook_url` is the receiver (or `--webhook-public-url`, when the target reaches the
-//! receiver through a tunnel or ingress), waits, bounded by `[webhooks] timeout_seconds`, until
-//! the job's terminal event has been taken and the first delivery, which the receiver fails on
-//! purpose, has come again; then it reads the job to see its record of the deliveries. Every
+//! receiver through a tunnel or ingress), and follows the job to its end as the lifecycle checks
+//! do (bounded by the job deadline). From then on it waits, at most `[webhooks]
+//! timeout_seconds`, until the job's terminal event has been taken and the first delivery, which
+//! the receiver fails on purpose, has come again; then it reads the job to see its record of the
+//! deliveries. A job that cannot be followed to its end, with no delivery at all by then, ends
+//! the wait at once: a target that sends no webhooks costs one job, not a timeout. Every
 //! `webhooks::*` check judges one aspect of the same report.
 //!
 //! The receiver answers at once and keeps each attempt with the moment it arrived, so that a
@@ -246,10 +249,12 @@ pub struct WebhookReport {
     pub deliveries: Vec<Delivery>,
     /// The last read of the job, after the deliveries settled (for its record of them).
     pub job_read: Response,
-    /// How long the run waited for the deliveries at most.
+    /// How long the run waited for the deliveries at most, once the job had ended.
     pub timeout: Duration,
     /// Whether the wait ended because it timed out.
     pub timed_out: bool,
+    /// Why the job could not be followed to its end, if it could not.
+    pub unfinished: Option<String>,
 }
 
 /// The recorder name of the scenario's requests.
@@ -297,10 +302,21 @@ pub async fn run(run: &RunContext) -> Result<WebhookReport, Abort> {
         .map_err(Abort::Errored)?;
     run.remember_job(&job_id);
 
+    // Deliveries pile up in the inbox while the job is followed to its end.
+    let unfinished = run
+        .follow(None, WEBHOOK_SETUP)
+        .until_terminal(&job_id, |_| {})
+        .await
+        .err()
+        .map(|failure| failure.to_string());
     let timeout = Duration::from_secs_f64(settings.timeout_seconds);
     let started = Instant::now();
     let timed_out = loop {
-        if settled(&receiver.deliveries(), settings) {
+        let deliveries = receiver.deliveries();
+        if settled(&deliveries, settings) {
+            break false;
+        }
+        if unfinished.is_some() && deliveries.is_empty() {
             break false;
         }
         if started.elapsed() >= timeout || run.options.interrupt.cause().is_some() {
@@ -341,6 +357,7 @@ pub async fn run(run: &RunContext) -> Result<WebhookReport, Abort> {
         job_read,
         timeout,
         timed_out,
+        unfinished,
     })
 }
 

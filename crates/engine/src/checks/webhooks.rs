@@ -78,8 +78,8 @@ impl Check for WebhookCheck {
                 settings.jobs.create_path
             ),
             format!(
-                "wait up to {} s for the job's deliveries (the first is answered 503 on purpose, to see it retried)",
-                hooks.timeout_seconds
+                "GET {} every poll interval until the job ends (at most its deadline), then wait up to {} s for its deliveries (the first is answered 503 on purpose, to see it retried)",
+                settings.jobs.read_path, hooks.timeout_seconds
             ),
             format!(
                 "GET {} (the job's record of its deliveries, at {})",
@@ -137,13 +137,15 @@ pub fn judge(
 ) -> Findings {
     let hooks = &settings.webhooks;
     if report.deliveries.is_empty() {
+        let when = match &report.unfinished {
+            Some(why) => format!("while the run followed it ({why})"),
+            None => format!("within {} s of its end", report.timeout.as_secs_f64()),
+        };
         return vec![Finding::new(
             "webhooks.none",
             format!(
-                "no webhook delivery arrived for job {} within {} s at {}",
-                report.job_id,
-                report.timeout.as_secs_f64(),
-                report.url
+                "no webhook delivery for job {} arrived at {} {when}",
+                report.job_id, report.url
             ),
         )
         .cites(&report.create)];
@@ -188,10 +190,13 @@ fn order(deliveries: &[Delivery], hooks: &WebhookSettings, report: &WebhookRepor
             events.join(", ")
         ),
         (_, None) => format!(
-            "no terminal event ({} or {}) arrived within {} s; what arrived: {}",
+            "no terminal event ({} or {}) arrived {}; what arrived: {}",
             hooks.completed_event,
             hooks.failed_event,
-            report.timeout.as_secs_f64(),
+            match &report.unfinished {
+                Some(why) => format!("(the job did not end: {why})"),
+                None => format!("within {} s of the job's end", report.timeout.as_secs_f64()),
+            },
             events.join(", ")
         ),
         (Some(started), Some(terminal)) if terminal.seq < started.seq => format!(
@@ -639,7 +644,7 @@ fn retry(deliveries: &[Delivery], hooks: &WebhookSettings, report: &WebhookRepor
             again.label(hooks)
         ),
         None => format!(
-            "{label} was answered {} on purpose and was not retried within {} s",
+            "{label} was answered {} on purpose and was not retried within {} s of the job's end",
             first.answered,
             report.timeout.as_secs_f64()
         ),
@@ -721,6 +726,7 @@ mod tests {
             ),
             timeout: Duration::from_secs(10),
             timed_out: false,
+            unfinished: None,
         }
     }
 
