@@ -113,6 +113,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_rate", &self.max_rate)
             .field("extra_headers", &self.extra_headers)
             .field("tls", &self.tls)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "$WEBHOOK_SECRET"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -1540,8 +1544,10 @@ mod tests {
     fn the_config_never_shows_a_key() {
         let mut config = super::ClientConfig::new("https://x.example", Some("sk_live_1".into()));
         config.second_key = Some("sk_live_2".into());
+        config.webhook_secret = Some("whsec_sk_live_3".into());
         let shown = format!("{config:?}");
         assert!(!shown.contains("sk_live"), "{shown}");
+        assert!(shown.contains("$WEBHOOK_SECRET"), "{shown}");
         assert!(
             shown.contains("$API_KEY") && shown.contains("$SECOND_API_KEY"),
             "{shown}"
