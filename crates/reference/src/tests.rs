@@ -1606,3 +1606,6 @@ async fn echo_request_id_adopts_a_sane_client_id() {
         .await;
     assert!(is_request_id(a.request_id()));
 }
+
+// Webhook deliveries to a receiver on loopback.
+mod webhooks;
