@@ -22,7 +22,7 @@ pub fn main() -> ExitCode {
     }
     init_logging(cli.run.verbose, cli.run.log_format);
     let result = match cli.command {
-        Some(Command::Serve(args)) => runtime(true).and_then(|rt| crate::serve::serve(&rt, args)),
+        Some(Command::Serve(args)) => runtime(true).and_then(|rt| crate::serve::serve(&rt, *args)),
         Some(Command::Completions { shell }) => to_stdout(|out| {
             clap_complete::generate(shell, &mut Cli::command(), "apiconform", out);
             Ok(())

@@ -16,6 +16,7 @@ use crate::report::{self, ReportPaths};
 use crate::schemas::SchemaSet;
 use crate::suite::Suite;
 use crate::tls::TlsOptions;
+use crate::webhooks::WebhookOptions;
 
 /// Checks mostly wait on the network, so the embedded run uses more threads than CPUs.
 const EMBEDDED_TEST_THREADS: usize = 4;
@@ -96,6 +97,10 @@ pub struct RunConfig {
     /// Facts about the run known before it starts (operations `--openapi` leaves out), for
     /// every report.
     pub notices: Vec<String>,
+    /// Where the webhook receiver listens and the URL the target is given.
+    pub webhooks: WebhookOptions,
+    /// The secret deliveries are signed with (`--webhook-secret`, its file or the environment).
+    pub webhook_secret: Option<String>,
 }
 
 impl RunConfig {
@@ -155,8 +160,15 @@ impl RunConfig {
             suite.settings.target.connect_timeout_seconds = timeout;
         }
         let extra_headers = extra_headers(&args, &suite.settings.auth.header)?;
+        let webhook_secret = read_key(
+            args.webhook_secret.clone(),
+            args.webhook_secret_file.as_ref(),
+            "APICONFORM_WEBHOOK_SECRET",
+            "--webhook-secret",
+        )?;
         let suite_hash = report::suite_hash(&suite.source)?;
         let target = target_spec(&args, mode)?;
+        let webhooks = webhook_options(&args, &target)?;
         let tls = tls_options(&args, &target)?;
         let embedded = matches!(target, TargetSpec::Embedded);
         let mut libtest = libtest_arguments(&args);
@@ -194,6 +206,8 @@ impl RunConfig {
             extra_headers,
             tls,
             notices,
+            webhooks,
+            webhook_secret,
         })
     }
 }
@@ -252,6 +266,43 @@ fn shows_progress(libtest: &libtest_mimic::Arguments, quiet: bool, at_terminal: 
         && !quiet
         && matches!(libtest.format, None | Some(FormatSetting::Pretty))
         && libtest.test_threads != Some(1)
+}
+
+/// `--webhook-listen` and `--webhook-public-url`, checked: the public URL is an absolute
+/// http(s) URL, and comes with the address it forwards to; a receiver on every address
+/// (`0.0.0.0`) has no address of its own to give a target that is not on loopback.
+fn webhook_options(args: &RunArgs, target: &TargetSpec) -> Result<WebhookOptions, AppError> {
+    let remote = match target {
+        TargetSpec::Remote { base_url, .. } => {
+            url::Url::parse(base_url).is_ok_and(|u| !is_loopback(&u))
+        }
+        TargetSpec::Embedded => false,
+    };
+    if let Some(listen) = args.webhook_listen {
+        if listen.ip().is_unspecified() && remote && args.webhook_public_url.is_none() {
+            return Err(config_error(format!(
+                "--webhook-listen {listen} listens on every address: give --webhook-public-url URL, the address the target reaches it at"
+            )));
+        }
+    }
+    if let Some(url) = &args.webhook_public_url {
+        if args.webhook_listen.is_none() {
+            return Err(config_error(
+                "--webhook-public-url needs --webhook-listen ADDR, the address the tunnel or ingress forwards to",
+            ));
+        }
+        let valid = url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !valid {
+            return Err(config_error(format!(
+                "--webhook-public-url `{url}` must be an http:// or https:// URL with a host"
+            )));
+        }
+    }
+    Ok(WebhookOptions {
+        listen: args.webhook_listen,
+        public_url: args.webhook_public_url.clone(),
+    })
 }
 
 /// The target the flags name, with the keys read from where they were given. Only a run

@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Run the reference server alone (a sandbox for client developers) and print its base URL.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a completion script for SHELL to stdout, e.g. `apiconform completions bash >
     /// ~/.local/share/bash-completion/completions/apiconform`.
     Completions {
@@ -135,6 +135,25 @@ pub(crate) struct RunArgs {
         help_heading = "Suite"
     )]
     pub(crate) params: Vec<String>,
+    /// Listen for the target's webhook deliveries on this address (e.g. 192.0.2.10:8787, or
+    /// 0.0.0.0:8787 with --webhook-public-url), for the webhooks::* checks. Without it
+    /// apiconform listens on a free loopback port when the target is on loopback (the embedded
+    /// server too), and ignores the checks otherwise.
+    #[arg(long, value_name = "ADDR", help_heading = "Webhooks")]
+    pub(crate) webhook_listen: Option<std::net::SocketAddr>,
+    /// The webhook_url the target is given, when it reaches the --webhook-listen address
+    /// through a tunnel or an ingress (e.g. https://hooks.example.com/apiconform).
+    #[arg(long, value_name = "URL", help_heading = "Webhooks")]
+    pub(crate) webhook_public_url: Option<String>,
+    /// The secret the target signs webhook deliveries with, to verify X-Webhook-Signature
+    /// (webhooks::signature is ignored without it). Masked as $WEBHOOK_SECRET in every output.
+    /// Prefer --webhook-secret-file or APICONFORM_WEBHOOK_SECRET, which keep it out of shell
+    /// history. Precedence: --webhook-secret, --webhook-secret-file, APICONFORM_WEBHOOK_SECRET.
+    #[arg(long, value_name = "SECRET", help_heading = "Webhooks")]
+    pub(crate) webhook_secret: Option<String>,
+    /// Read the webhook signing secret from a file (surrounding whitespace is trimmed).
+    #[arg(long, value_name = "PATH", help_heading = "Webhooks")]
+    pub(crate) webhook_secret_file: Option<PathBuf>,
     /// Suite file (TOML). Default: the bundled default suite (suites/default.toml).
     #[arg(long, value_name = "PATH", help_heading = "Suite")]
     pub(crate) suite: Option<PathBuf>,
@@ -306,6 +325,14 @@ pub(crate) struct ServeArgs {
     /// The largest file POST /v1/uploads accepts, in bytes (the contract's 500 MB by default).
     #[arg(long, value_name = "BYTES", default_value_t = crate::reference::DEFAULT_MAX_UPLOAD_BYTES)]
     pub(crate) max_upload_bytes: u64,
+    /// Sign every webhook delivery with this secret: X-Webhook-Signature: sha256=<hex>, the
+    /// HMAC-SHA256 of "<timestamp>.<raw body>" (without it deliveries are unsigned).
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) webhook_secret: Option<String>,
+    /// Also deliver webhooks to this host (repeatable); without it only loopback hosts
+    /// (localhost, 127.0.0.0/8, ::1) get deliveries, and any other is recorded as failed.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) webhook_allow_host: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -80,13 +80,15 @@ fn offered(config: &RunConfig) -> Offered {
             broke_key: true,
             logs: true,
             job_id: config.job_id.is_some(),
+            webhook_receiver: true,
         },
-        TargetSpec::Remote { keys, .. } => Offered {
+        TargetSpec::Remote { keys, base_url } => Offered {
             writes: config.allow_writes,
             second_key: keys.second.is_some(),
             broke_key: keys.broke.is_some(),
             logs: config.logs.is_some(),
             job_id: config.job_id.is_some(),
+            webhook_receiver: config.webhooks.listen_address(base_url).is_some(),
         },
     }
 }
@@ -95,17 +97,26 @@ fn offered(config: &RunConfig) -> Offered {
 struct Target {
     base_url: String,
     keys: Keys,
+    /// The secret the embedded server signs its webhooks with.
+    webhook_secret: Option<String>,
     embedded: Option<RunningServer>,
     embedded_log: Option<PathBuf>,
 }
 
 impl Target {
     /// The user's target as configured, or a freshly started embedded server.
-    fn start(runtime: &tokio::runtime::Runtime, spec: &TargetSpec) -> Result<Target, AppError> {
+    /// The embedded server signs its webhooks with `webhook_secret`, or a fresh secret, so
+    /// that `webhooks::signature` runs by default.
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        spec: &TargetSpec,
+        webhook_secret: Option<&str>,
+    ) -> Result<Target, AppError> {
         if let TargetSpec::Remote { base_url, keys } = spec {
             return Ok(Target {
                 base_url: base_url.clone(),
                 keys: keys.clone(),
+                webhook_secret: webhook_secret.map(str::to_owned),
                 embedded: None,
                 embedded_log: None,
             });
@@ -115,8 +126,15 @@ impl Target {
             std::process::id(),
             rand::random::<u32>()
         ));
+        let webhook_secret = webhook_secret
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("whsec_{:032x}", rand::random::<u128>()));
         // Jobs finish in half a second, so the whole default suite runs in a few seconds.
         let config = ServerConfig {
+            webhooks: crate::reference::WebhookConfig {
+                secret: Some(webhook_secret.clone()),
+                ..crate::reference::WebhookConfig::default()
+            },
             log_file: Some(log.clone()),
             job_duration: Duration::from_millis(500),
             max_upload_bytes: EMBEDDED_UPLOAD_LIMIT,
@@ -139,6 +157,7 @@ impl Target {
         Ok(Target {
             base_url: server.base_url.clone(),
             keys,
+            webhook_secret: Some(webhook_secret),
             embedded: Some(server),
             embedded_log: Some(log),
         })
@@ -163,7 +182,7 @@ fn execute(
     selection: &Selection,
 ) -> Result<ExitCode, AppError> {
     report::prepare_report_paths(&config.reports)?;
-    let target = Target::start(runtime, &config.target)?;
+    let target = Target::start(runtime, &config.target, config.webhook_secret.as_deref())?;
     let result = run_checks(runtime, config, selection, &target);
     target.close(runtime);
     result
@@ -200,6 +219,7 @@ fn run_checks(
         progress: show_progress,
         extra_headers: config.extra_headers.clone(),
         tls: config.tls.clone(),
+        webhook_secret: target.webhook_secret.clone(),
         ..ClientConfig::new(target.base_url.clone(), target.keys.primary.clone())
     };
     let client = HttpClient::new(client_config, &suite.settings, Arc::clone(&record))
@@ -215,6 +235,7 @@ fn run_checks(
         job_deadline: embedded.then_some(Duration::from_secs(30)),
         deadline: Some(Instant::now() + config.deadline),
         interrupt: interrupt.clone(),
+        webhooks: config.webhooks.clone(),
     };
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
@@ -233,7 +254,7 @@ fn run_checks(
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
-             (fresh keys, writes allowed, second tenant, a tenant without credits, server log as log source)",
+             (fresh keys, writes allowed, second tenant, a tenant without credits, server log as log source, signed webhooks to a loopback receiver)",
             server.base_url
         ),
         None => format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{config_error, AppError, EXIT_OK};
 use crate::flags::{DialectChoice, ServeArgs};
-use crate::reference::{Dialect, Fault, RunningServer, ServerConfig, Variant};
+use crate::reference::{Dialect, Fault, RunningServer, ServerConfig, Variant, WebhookConfig};
 use crate::stdout::to_stdout;
 
 /// `--variant` values: names, or `all`.
@@ -71,6 +71,12 @@ pub(crate) fn serve(
             "--rate-limit and --rate-refill must be positive",
         ));
     }
+    if args.webhook_secret.as_deref().is_some_and(str::is_empty) {
+        return Err(config_error("--webhook-secret must not be empty"));
+    }
+    if args.webhook_allow_host.iter().any(|h| h.trim().is_empty()) {
+        return Err(config_error("--webhook-allow-host must name a host"));
+    }
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         primary_key: args.key.unwrap_or(defaults.primary_key.clone()),
@@ -82,6 +88,11 @@ pub(crate) fn serve(
         log_file: args.log_file.clone(),
         job_duration: Duration::from_millis(args.job_duration_ms),
         max_upload_bytes: args.max_upload_bytes,
+        webhooks: WebhookConfig {
+            secret: args.webhook_secret.clone(),
+            allow_hosts: args.webhook_allow_host.clone(),
+            ..WebhookConfig::default()
+        },
         rate_limit: crate::reference::RateLimitConfig {
             capacity: args.rate_limit,
             refill_per_second: args.rate_refill,
@@ -91,6 +102,7 @@ pub(crate) fn serve(
     let faults: Vec<String> = config.faults.iter().map(|f| f.to_string()).collect();
     let variants: Vec<String> = config.variants.iter().map(|v| v.to_string()).collect();
     let keys = accepted_keys(&config);
+    let webhooks = webhook_summary(&config.webhooks);
     runtime.block_on(async move {
         let server = RunningServer::start(config, (args.host, args.port).into())
             .await
@@ -111,6 +123,7 @@ pub(crate) fn serve(
         if dialect != Dialect::Standard {
             println!("dialect: {dialect}");
         }
+        println!("webhooks: {webhooks}");
         if let Some(log) = &args.log_file {
             println!("request log: {}", log.display());
         }
@@ -132,6 +145,18 @@ fn accepted_keys(config: &ServerConfig) -> String {
         keys.push(format!("{key} (no credits: creates get 402)"));
     }
     keys.join(", ")
+}
+
+/// Where webhooks go and whether they are signed; the secret itself is never shown.
+fn webhook_summary(webhooks: &WebhookConfig) -> String {
+    let mut hosts = vec!["loopback".to_owned()];
+    hosts.extend(webhooks.allow_hosts.iter().map(|h| h.trim().to_owned()));
+    let signing = if webhooks.secret.is_some() {
+        "signed (X-Webhook-Signature)"
+    } else {
+        "unsigned (no --webhook-secret)"
+    };
+    format!("{signing}, delivered to {}", hosts.join(", "))
 }
 
 #[cfg(test)]

@@ -56,6 +56,11 @@ fn help_documents_flags_and_exit_codes() {
         "101",
         "  4 ",
         "APICONFORM_API_KEY",
+        "--webhook-listen",
+        "--webhook-public-url",
+        "--webhook-secret",
+        "--webhook-secret-file",
+        "APICONFORM_WEBHOOK_SECRET",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
@@ -1077,4 +1082,127 @@ fn headers_from_the_command_line_reach_every_request_and_secret_ones_stay_masked
     );
     assert_one_error_line(&out, "--secret-header");
     assert!(!text(&out.stderr).contains("a\u{7}b"));
+}
+
+#[test]
+fn webhook_flags_are_checked_before_any_request() {
+    let public_only = run_bin(
+        &["--webhook-public-url", "https://hooks.example.com/x"],
+        &[],
+        QUICK,
+    );
+    assert_one_error_line(&public_only, "--webhook-listen");
+    let not_http = run_bin(
+        &[
+            "--webhook-listen",
+            "127.0.0.1:0",
+            "--webhook-public-url",
+            "ftp://hooks.example.com/x",
+        ],
+        &[],
+        QUICK,
+    );
+    assert_one_error_line(
+        &not_http,
+        "--webhook-public-url `ftp://hooks.example.com/x`",
+    );
+    let nowhere = run_bin(
+        &[
+            "--base-url",
+            "https://api.example.com",
+            "--key",
+            "sk_unused",
+            "--webhook-listen",
+            "0.0.0.0:8787",
+        ],
+        &[],
+        QUICK,
+    );
+    assert_one_error_line(
+        &nowhere,
+        "listens on every address: give --webhook-public-url",
+    );
+    let empty = run_bin::<&str>(&[], &[("APICONFORM_WEBHOOK_SECRET", " ")], QUICK);
+    // An empty variable counts as unset: the embedded run goes on (and passes).
+    assert_eq!(empty.status.code(), Some(0), "{}", text(&empty.stderr));
+}
+
+#[test]
+fn webhook_checks_are_ignored_with_the_flag_that_enables_them() {
+    let out = run_bin(
+        &[
+            "--dry-run",
+            "--base-url",
+            "https://api.example.com",
+            "--allow-writes",
+            "webhooks::",
+        ],
+        &[],
+        QUICK,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("webhooks::order [MUST]: would be ignored: needs a webhook receiver the target can reach: pass --webhook-listen ADDR"),
+        "{stdout}"
+    );
+    let listening = run_bin(
+        &[
+            "--dry-run",
+            "--base-url",
+            "https://api.example.com",
+            "--allow-writes",
+            "--webhook-listen",
+            "0.0.0.0:8787",
+            "--webhook-public-url",
+            "https://hooks.example.com/apiconform",
+            "webhooks::",
+        ],
+        &[],
+        QUICK,
+    );
+    let stdout = text(&listening.stdout);
+    assert!(
+        stdout.contains("webhooks::order [MUST]:\n")
+            && stdout.contains("webhook_url set to the receiver"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_embedded_run_verifies_signed_webhooks_and_masks_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let secret = "whsec_cli_visible_0123456789";
+    let out = run_bin(
+        &[
+            "webhooks::",
+            "-vv",
+            "--report-json",
+            report.to_str().unwrap(),
+        ],
+        &[("APICONFORM_WEBHOOK_SECRET", secret)],
+        Duration::from_secs(120),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for check in [
+        "webhooks::order",
+        "webhooks::event_header",
+        "webhooks::delivery_ids",
+        "webhooks::timestamp",
+        "webhooks::signature",
+        "webhooks::names_job",
+        "webhooks::recorded",
+        "webhooks::retry",
+    ] {
+        assert!(check_line(&stdout, check).ends_with(" ok"), "{stdout}");
+    }
+    let report = std::fs::read_to_string(&report).unwrap();
+    for output in [&stdout, &stderr, &report] {
+        assert!(
+            !output.contains(secret),
+            "the webhook secret leaked:\n{output}"
+        );
+    }
 }

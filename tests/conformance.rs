@@ -216,7 +216,7 @@ fn matrix() -> Vec<Row> {
         row(
             RateLimitNeverRecovers,
             &[&["rate_limit::recovery"]],
-            &[READ_AFTER_BURST, LIFECYCLE],
+            &[READ_AFTER_BURST, LIFECYCLE, &["webhooks::recorded"]],
         ),
         row(
             IgnoreIdempotencyKey,
@@ -263,7 +263,12 @@ fn matrix() -> Vec<Row> {
             &[COMPLETING],
             &[&["lifecycle::unprocessable_input"]],
         ),
-        row(JobNeverFinishes, &[LIFECYCLE], &[NEEDS_A_FINISHED_JOB]),
+        // No terminal event either: the webhook order check waits for one in vain.
+        row(
+            JobNeverFinishes,
+            &[LIFECYCLE],
+            &[NEEDS_A_FINISHED_JOB, &["webhooks::order"]],
+        ),
         row(AutoStartIgnored, &[&["lifecycle::manual_start"]], &[]),
         row(
             PaymentRequiredCreatesJob,
@@ -306,6 +311,15 @@ fn matrix() -> Vec<Row> {
             &[&["errors::invalid_request"]],
             &[],
         ),
+        row(WebhookBadSignature, &[&["webhooks::signature"]], &[]),
+        row(WebhookMissingStarted, &[&["webhooks::order"]], &[]),
+        row(WebhookOutOfOrder, &[&["webhooks::order"]], &[]),
+        row(WebhookStaleTimestamp, &[&["webhooks::timestamp"]], &[]),
+        row(WebhookReusedDeliveryId, &[&["webhooks::delivery_ids"]], &[]),
+        row(WebhookNoRetry, &[&["webhooks::retry"]], &[]),
+        row(WebhookWrongEventHeader, &[&["webhooks::event_header"]], &[]),
+        row(WebhookJobNotNamed, &[&["webhooks::names_job"]], &[]),
+        row(WebhookNotRecorded, &[&["webhooks::recorded"]], &[]),
     ]
 }
 

@@ -292,6 +292,8 @@ fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
         extra_headers: Vec::new(),
         tls: Default::default(),
         notices: Vec::new(),
+        webhooks: Default::default(),
+        webhook_secret: None,
     };
     let exit = apiconform::run(&runtime, config).expect("the run is set up");
     runtime.block_on(server.shutdown());

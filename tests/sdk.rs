@@ -7,16 +7,25 @@
 //! Content-Type; a create with the SDK's defaults and a free-form `metadata`; a start with
 //! overrides; polling every 2 s until `completed` or `failed`; any status under 400 taken as
 //! success; errors read from `error.code`, `error.message` and `error.request_id`; a 429
-//! retried twice, after 0.5 s and then 1 s, without looking at `Retry-After`.
+//! retried twice, after 0.5 s and then 1 s, without looking at `Retry-After`. A job's webhooks
+//! go to a receiver here that checks them as the vendor's receiver template does: the
+//! signature over `"<timestamp>.<raw body>"` first, then `data.id`, `data.status` and
+//! `data.output_url`.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apiconform::reference::{RateLimitConfig, RunningServer, ServerConfig};
+use apiconform::reference::{RateLimitConfig, RunningServer, ServerConfig, WebhookConfig};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 const KEY: &str = "sk_sdk_primary";
 const BROKE: &str = "sk_sdk_broke";
+/// The signing secret the operator gives `serve --webhook-secret` and the receiver.
+const WEBHOOK_SECRET: &str = "whsec_sdk_sandbox";
 
 /// How often the SDKs poll a job.
 const POLL: Duration = Duration::from_secs(2);
@@ -30,8 +39,96 @@ fn sandbox() -> ServerConfig {
         second_key: None,
         broke_key: Some(BROKE.into()),
         job_duration: Duration::from_millis(2500),
+        webhooks: WebhookConfig {
+            secret: Some(WEBHOOK_SECRET.into()),
+            ..WebhookConfig::default()
+        },
         ..ServerConfig::default()
     }
+}
+
+/// One webhook as the receiver template takes it: verified, then read.
+#[derive(Clone, Debug)]
+struct Webhook {
+    event: String,
+    data: Value,
+}
+
+/// The integrator's webhook receiver, on loopback: it verifies `X-Webhook-Signature` (in
+/// constant time, with the `hmac` crate's `verify_slice`) before it reads the body, answers
+/// 401 to a signature that does not verify, and keeps what it took.
+struct WebhookReceiver {
+    url: String,
+    taken: Arc<Mutex<Vec<Webhook>>>,
+    refused: Arc<Mutex<usize>>,
+}
+
+impl WebhookReceiver {
+    async fn start() -> WebhookReceiver {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(Mutex::new(0));
+        let (keep, refuse) = (Arc::clone(&taken), Arc::clone(&refused));
+        let app = axum::Router::new().route(
+            "/hooks/removebg",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (keep, refuse) = (Arc::clone(&keep), Arc::clone(&refuse));
+                async move {
+                    match verified(&headers, &body) {
+                        Some(webhook) => {
+                            keep.lock().unwrap().push(webhook);
+                            StatusCode::OK
+                        }
+                        None => {
+                            *refuse.lock().unwrap() += 1;
+                            StatusCode::UNAUTHORIZED
+                        }
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/removebg", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        WebhookReceiver {
+            url,
+            taken,
+            refused,
+        }
+    }
+
+    /// Waits (at most 30 s) for `event` to be taken, and answers every webhook taken.
+    async fn wait_for(&self, event: &str) -> Vec<Webhook> {
+        for _ in 0..300 {
+            let taken = self.taken.lock().unwrap().clone();
+            if taken.iter().any(|w| w.event == event) {
+                return taken;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no verified {event} webhook arrived");
+    }
+}
+
+/// The template's check: `sha256=` and the hex HMAC-SHA256 of `"<timestamp>.<raw body>"`,
+/// then the JSON body's `event` and `data`.
+fn verified(headers: &HeaderMap, body: &[u8]) -> Option<Webhook> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let timestamp = header("x-webhook-timestamp")?;
+    let hex = header("x-webhook-signature")?.strip_prefix("sha256=")?;
+    let signature: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).ok()?;
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&signature).ok()?;
+    let body: Value = serde_json::from_slice(body).ok()?;
+    let event = header("x-webhook-event")?.to_owned();
+    (body["event"] == event.as_str()).then(|| Webhook {
+        event,
+        data: body["data"].clone(),
+    })
 }
 
 /// The SDK's HTTP client: no default headers of its own beyond what the library sends.
@@ -127,11 +224,12 @@ async fn the_sandbox_serves_the_vendor_sdks_as_they_send() {
     assert_eq!(served.status().as_u16(), 200);
     assert_eq!(served.bytes().await.unwrap().as_ref(), clip().as_slice());
 
-    // Webhooks: when the sandbox delivers signed webhooks, start a receiver here and put its
-    // URL in the create body below as `webhook_url`; its deliveries are judged after the poll.
+    // Webhooks go to the integrator's receiver, given as the SDK's `webhook_url`.
+    let receiver = WebhookReceiver::start().await;
 
     // Create with the SDK's defaults, not started.
     let create = json!({
+        "webhook_url": receiver.url,
         "video_url": video_url,
         "model": "original",
         "output_format": "webm",
@@ -204,6 +302,22 @@ async fn the_sandbox_serves_the_vendor_sdks_as_they_send() {
         http.get(output).send().await.unwrap().status().as_u16(),
         200
     );
+
+    // The webhooks arrived signed, in order, naming the job as the template reads it.
+    let taken = receiver.wait_for("job.completed").await;
+    let events: Vec<&str> = taken.iter().map(|w| w.event.as_str()).collect();
+    assert_eq!(events, ["job.started", "job.completed"]);
+    assert_eq!(
+        *receiver.refused.lock().unwrap(),
+        0,
+        "every signature verified"
+    );
+    for webhook in &taken {
+        assert_eq!(webhook.data["id"], id.as_str());
+    }
+    assert_eq!(taken[0].data["status"], "processing");
+    assert_eq!(taken[1].data["status"], "completed");
+    assert_eq!(taken[1].data["output_url"], output);
 
     // Errors, read from the envelope: an unknown job, and a key without credits.
     let missing = Answer::read(

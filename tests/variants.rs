@@ -55,6 +55,9 @@ variant_tests! {
     sliding_window => SlidingWindow;
     extra_fields => ExtraFields;
     echo_request_id => EchoRequestId;
+    webhook_data_job => WebhookDataJob;
+    webhook_events_map => WebhookEventsMap;
+    webhook_iso_timestamp => WebhookIsoTimestamp;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

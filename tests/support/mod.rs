@@ -14,7 +14,7 @@ use apiconform::client::{ClientConfig, HttpClient};
 use apiconform::context::{RunContext, RunOptions};
 use apiconform::record::{CheckRecord, RunRecord};
 use apiconform::reference::{
-    Dialect, Fault, RateLimitConfig, RunningServer, ServerConfig, Variant,
+    Dialect, Fault, RateLimitConfig, RunningServer, ServerConfig, Variant, WebhookConfig,
 };
 use apiconform::runner::Plan;
 use apiconform::schemas::SchemaSet;
@@ -76,6 +76,10 @@ pub fn assert_every_check_of_passed(
 /// max_file_bytes` with it: small, so `uploads::oversize` sends a file just over it.
 pub const SMALL_UPLOAD_LIMIT: u64 = 64 * 1024;
 
+/// The secret the reference server signs its webhooks with in the suite tests, which the runs
+/// verify them with.
+pub const WEBHOOK_SECRET: &str = "whsec_apiconform_suite_tests";
+
 /// A reference server with `faults`, fast jobs, and a log file in `dir`.
 pub async fn start_server(
     faults: &[Fault],
@@ -109,6 +113,10 @@ pub async fn start_server_in(
         job_duration: Duration::from_millis(500),
         log_file: Some(log.clone()),
         max_upload_bytes: SMALL_UPLOAD_LIMIT,
+        webhooks: WebhookConfig {
+            secret: Some(WEBHOOK_SECRET.to_owned()),
+            ..WebhookConfig::default()
+        },
         // A refill any burst outpaces, even on a busy machine; the run paces itself below it.
         rate_limit: RateLimitConfig {
             capacity: 40,
@@ -168,6 +176,8 @@ pub async fn run_suite_against(
     suite.settings.burst.max_requests = 1000;
     suite.settings.target.max_rate_limit_retries = 2;
     suite.settings.uploads.max_file_bytes = SMALL_UPLOAD_LIMIT;
+    // Deliveries take about a second; only a fault that never retries waits this long.
+    suite.settings.webhooks.timeout_seconds = 10.0;
     let schemas = SchemaSet::load(&suite).expect("bundled schemas");
     let record = Arc::new(RunRecord::default());
     let client = HttpClient::new(
@@ -178,6 +188,7 @@ pub async fn run_suite_against(
             requests_per_second: Some(30.0),
             // Room for a full-cap burst against a server that never limits, and the rest.
             max_requests: 3000,
+            webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
             ..ClientConfig::new(server.base_url.clone(), Some(config.primary_key.clone()))
         },
         &suite.settings,
@@ -195,6 +206,7 @@ pub async fn run_suite_against(
         job_deadline: Some(Duration::from_secs(5)),
         deadline: None,
         interrupt: Default::default(),
+        webhooks: Default::default(),
     };
     let plan = Arc::new(
         Plan::new(RunContext::new(suite, schemas, client, record, options)).expect("plan"),

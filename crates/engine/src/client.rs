@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub extra_headers: Vec<ExtraHeader>,
     /// Extra roots, a client certificate, `--insecure`.
     pub tls: crate::tls::TlsOptions,
+    /// The secret webhook deliveries are signed with (`--webhook-secret`): masked like a key,
+    /// and used to verify each delivery's signature.
+    pub webhook_secret: Option<String>,
 }
 
 /// A header the user adds to every request to the target (a gateway's token, a tenant
@@ -114,6 +117,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_rate", &self.max_rate)
             .field("extra_headers", &self.extra_headers)
             .field("tls", &self.tls)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "$WEBHOOK_SECRET"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +140,7 @@ impl ClientConfig {
             progress: false,
             extra_headers: Vec::new(),
             tls: crate::tls::TlsOptions::default(),
+            webhook_secret: None,
         }
     }
 }
@@ -597,6 +605,9 @@ impl HttpClient {
         if let Some(key) = &config.broke_key {
             secrets.register(key, "$BROKE_API_KEY");
         }
+        if let Some(secret) = &config.webhook_secret {
+            secrets.register(secret, "$WEBHOOK_SECRET");
+        }
         for header in config.extra_headers.iter().filter(|h| h.secret) {
             secrets.register(
                 &header.value,
@@ -637,6 +648,11 @@ impl HttpClient {
 
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
+    }
+
+    /// The webhook signing secret, if the run was given one.
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.config.webhook_secret.as_deref()
     }
 
     pub fn record(&self) -> &RunRecord {
@@ -1606,8 +1622,10 @@ mod tests {
     fn the_config_never_shows_a_key() {
         let mut config = super::ClientConfig::new("https://x.example", Some("sk_live_1".into()));
         config.second_key = Some("sk_live_2".into());
+        config.webhook_secret = Some("whsec_sk_live_3".into());
         let shown = format!("{config:?}");
         assert!(!shown.contains("sk_live"), "{shown}");
+        assert!(shown.contains("$WEBHOOK_SECRET"), "{shown}");
         assert!(
             shown.contains("$API_KEY") && shown.contains("$SECOND_API_KEY"),
             "{shown}"

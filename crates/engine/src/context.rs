@@ -12,6 +12,7 @@ use crate::jobs;
 use crate::record::RunRecord;
 use crate::schemas::SchemaSet;
 use crate::suite::{RequestSpec, Settings, Suite};
+use crate::webhooks::WebhookReport;
 
 /// What the user allowed and provided for this run.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub deadline: Option<std::time::Instant>,
     /// Raised by SIGINT or SIGTERM: checks still running are stopped, the others not run.
     pub interrupt: crate::interrupt::Interrupt,
+    /// Where the webhook receiver listens, and the URL the target is given.
+    pub webhooks: crate::webhooks::WebhookOptions,
 }
 
 /// Shared by all checks of a run.
@@ -58,6 +61,8 @@ pub struct RunContext {
     pub job_waits: jobs::JobWaits,
     /// The rate-limit burst, run once for all `rate_limit::*` checks.
     burst: OnceCell<Result<Arc<BurstReport>, Abort>>,
+    /// The webhook scenario, run once for all `webhooks::*` checks.
+    webhooks: OnceCell<Result<Arc<WebhookReport>, Abort>>,
     /// Checks share it for reading; a check that needs the target to itself takes it for writing.
     pub traffic: tokio::sync::RwLock<()>,
 }
@@ -102,6 +107,7 @@ impl RunContext {
             created_jobs: Default::default(),
             job_waits: jobs::JobWaits::default(),
             burst: OnceCell::new(),
+            webhooks: OnceCell::new(),
             traffic: tokio::sync::RwLock::new(()),
         }
     }
@@ -133,6 +139,22 @@ impl RunContext {
             .get_or_init(|| async { crate::burst::run(cx).await.map(Arc::new) })
             .await
             .clone()
+    }
+
+    /// The run's webhook report, running the scenario if no check has yet.
+    pub async fn webhooks(&self) -> Result<Arc<WebhookReport>, Abort> {
+        self.webhooks
+            .get_or_init(|| async { crate::webhooks::run(self).await.map(Arc::new) })
+            .await
+            .clone()
+    }
+
+    /// Whether the run has a webhook receiver the target can reach.
+    pub fn has_webhook_receiver(&self) -> bool {
+        self.options
+            .webhooks
+            .listen_address(self.client.base_url())
+            .is_some()
     }
 
     /// A job to read, finished or not: `--job-id`, or one created (once per run) with

@@ -1,10 +1,10 @@
-//! Burst lanes ([`Lane`], [`LaneTarget`]): for a plain `http://` target, each of the burst's
+//! Burst lanes ([`Lane`], `LaneTarget`): for a plain `http://` target, each of the burst's
 //! concurrent lanes keeps one HTTP/1.1 connection of its own and sends its requests on it one
 //! after another, as load tools do.
 //!
 //! The general client (reqwest) goes through a connection pool and its dispatch channels for
 //! every request, which at a burst's rate costs more than the server's own work. A lane has
-//! no pool: the request is built once ([`LaneTarget`]), each send clones it (the header
+//! no pool: the request is built once (`LaneTarget`), each send clones it (the header
 //! values, the key among them, are shared, not copied), and a connection the server closes
 //! (`Connection: close`, a limit of requests per connection) is reopened by the lane on its
 //! next request. An `https://` target keeps the general client and its TLS options.

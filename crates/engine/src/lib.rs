@@ -6,7 +6,9 @@
 //! 2. [`checks::build`] turns each `[[check]]` into a [`checks::Check`] of its kind.
 //! 3. [`runner::Plan`] holds them with a [`context::RunContext`]: the one [`client::HttpClient`]
 //!    (credentials, pacing, budgets, retries, masking), the run's job and burst. The burst
-//!    against an `http://` target goes on [`lanes`], one HTTP/1.1 connection each.
+//!    against an `http://` target goes on [`lanes`], one HTTP/1.1 connection each. The
+//!    `webhooks::*` checks share one [`webhooks::WebhookReport`]: the run listens for the
+//!    deliveries of a job it creates ([`webhooks::Receiver`]).
 //! 4. Each check runs as a libtest trial; every exchange, wait and outcome lands in the
 //!    [`record::RunRecord`], already masked by [`secrets::Secrets`].
 //! 5. [`report::build`] turns the record into one [`report::Report`], which each format
@@ -44,6 +46,7 @@ pub mod secrets;
 pub mod suite;
 pub mod tls;
 mod video;
+pub mod webhooks;
 
 /// The tool's name, as reports and the User-Agent give it.
 pub const TOOL_NAME: &str = "apiconform";

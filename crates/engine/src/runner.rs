@@ -73,6 +73,8 @@ pub struct Offered {
     pub logs: bool,
     /// A job was given (`--job-id`).
     pub job_id: bool,
+    /// A webhook receiver the target can reach (`--webhook-listen`, or a loopback target).
+    pub webhook_receiver: bool,
 }
 
 impl Offered {
@@ -90,6 +92,9 @@ impl Offered {
         }
         if needs.logs && !self.logs {
             return Some("needs a log source: pass --logs PATH".into());
+        }
+        if needs.webhook_receiver && !self.webhook_receiver {
+            return Some(crate::webhooks::NO_RECEIVER.into());
         }
         if (needs.job || needs.finished_job) && !self.job_id && !self.writes {
             return Some("needs a job to read: pass --job-id ID, or --allow-writes to let apiconform create one".into());
@@ -338,6 +343,7 @@ impl Plan {
             broke_key: client.has_credential(Credential::Broke),
             logs: options.logs.is_some(),
             job_id: options.job_id.is_some(),
+            webhook_receiver: self.context.has_webhook_receiver(),
         }
         .unmet(needs)
     }

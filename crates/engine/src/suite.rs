@@ -195,6 +195,62 @@ pub struct Settings {
     pub usage: UsageSettings,
     pub uploads: UploadSettings,
     pub pricing: PricingSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are delivered and recorded (docs/contract.md section 6), for the
+/// `webhooks::*` checks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// The header naming the event.
+    pub event_header: String,
+    /// The header carrying the delivery's id, the same on each retry of one delivery.
+    pub delivery_id_header: String,
+    /// The header carrying the time the delivery was sent: Unix seconds (or milliseconds), or
+    /// an RFC 3339 date-time.
+    pub timestamp_header: String,
+    /// The header carrying `signature_prefix` and the lowercase hex HMAC-SHA256 of
+    /// `"<timestamp>.<raw body>"`.
+    pub signature_header: String,
+    pub signature_prefix: String,
+    /// JSON pointer to the event's name in the body.
+    pub event_pointer: String,
+    /// Where the body may hold the job object, each tried in turn (the job's own fields are
+    /// then read with `[jobs] id_pointer` and `status_pointer`).
+    pub job_pointers: Vec<String>,
+    /// The event sent when a job starts processing.
+    pub started_event: String,
+    /// The event sent when a job completes, and when it fails.
+    pub completed_event: String,
+    pub failed_event: String,
+    /// JSON pointer to the job's record of its deliveries in the job object.
+    pub events_pointer: String,
+    /// How far a delivery's timestamp may be from the moment it arrived.
+    pub timestamp_tolerance_seconds: f64,
+    /// The longest the run waits, once the job has ended, for its deliveries (and the retry of
+    /// the first) to arrive.
+    pub timeout_seconds: f64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            event_header: "X-Webhook-Event".into(),
+            delivery_id_header: "X-Webhook-Delivery-Id".into(),
+            timestamp_header: "X-Webhook-Timestamp".into(),
+            signature_header: "X-Webhook-Signature".into(),
+            signature_prefix: "sha256=".into(),
+            event_pointer: "/event".into(),
+            job_pointers: vec!["/data".into(), "/data/job".into()],
+            started_event: "job.started".into(),
+            completed_event: "job.completed".into(),
+            failed_event: "job.failed".into(),
+            events_pointer: "/webhook_events".into(),
+            timestamp_tolerance_seconds: 300.0,
+            timeout_seconds: 60.0,
+        }
+    }
 }
 
 /// The published prices and how a job's charge follows from them (docs/contract.md section
@@ -1011,6 +1067,8 @@ struct RawSuite {
     #[serde(default)]
     pricing: PricingSettings,
     #[serde(default)]
+    webhooks: WebhookSettings,
+    #[serde(default)]
     schemas: BTreeMap<String, String>,
     openapi: Option<RawOpenApi>,
     #[serde(default, rename = "check")]
@@ -1138,6 +1196,7 @@ impl Suite {
             usage: raw.usage,
             uploads: raw.uploads,
             pricing: raw.pricing,
+            webhooks: raw.webhooks,
         };
         validate_settings(&settings).map_err(|invalid| match offsets.setting(&invalid.key) {
             Some(offset) => at(offset, &invalid.message),
@@ -1270,6 +1329,14 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
         ),
         ("jobs.deadline_seconds", settings.jobs.deadline_seconds),
         (
+            "webhooks.timestamp_tolerance_seconds",
+            settings.webhooks.timestamp_tolerance_seconds,
+        ),
+        (
+            "webhooks.timeout_seconds",
+            settings.webhooks.timeout_seconds,
+        ),
+        (
             "target.max_rate_limit_wait_seconds",
             target.max_rate_limit_wait_seconds,
         ),
@@ -1284,11 +1351,39 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
     for (key, header) in [
         ("auth.header", &settings.auth.header),
         ("idempotency.header", &settings.idempotency.header),
+        ("webhooks.event_header", &settings.webhooks.event_header),
+        (
+            "webhooks.delivery_id_header",
+            &settings.webhooks.delivery_id_header,
+        ),
+        (
+            "webhooks.timestamp_header",
+            &settings.webhooks.timestamp_header,
+        ),
+        (
+            "webhooks.signature_header",
+            &settings.webhooks.signature_header,
+        ),
     ] {
         if header.trim().is_empty() {
             return Err(Invalid::at(
                 key,
                 format!("{} must name a header", setting_name(key)),
+            ));
+        }
+    }
+    for (key, event) in [
+        ("webhooks.started_event", &settings.webhooks.started_event),
+        (
+            "webhooks.completed_event",
+            &settings.webhooks.completed_event,
+        ),
+        ("webhooks.failed_event", &settings.webhooks.failed_event),
+    ] {
+        if event.trim().is_empty() {
+            return Err(Invalid::at(
+                key,
+                format!("{} must name an event", setting_name(key)),
             ));
         }
     }
@@ -1323,6 +1418,8 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
             &settings.pricing.duration_pointer,
         ),
         ("pricing.model_pointer", &settings.pricing.model_pointer),
+        ("webhooks.event_pointer", &settings.webhooks.event_pointer),
+        ("webhooks.events_pointer", &settings.webhooks.events_pointer),
     ] {
         if !pointer.is_empty() && !pointer.starts_with('/') {
             return Err(Invalid::at(
@@ -1370,6 +1467,18 @@ fn validate_settings(settings: &Settings) -> Result<(), Invalid> {
     }
     if let Some(invalid) = settings.jobs.states.problems() {
         return Err(invalid);
+    }
+    let webhooks = &settings.webhooks;
+    if webhooks.job_pointers.is_empty()
+        || webhooks
+            .job_pointers
+            .iter()
+            .any(|p| !p.is_empty() && !p.starts_with('/'))
+    {
+        return Err(Invalid::at(
+            "webhooks.job_pointers",
+            "[webhooks] job_pointers must list JSON pointers (each empty, for the whole body, or starting with `/`)",
+        ));
     }
     let uploads = &settings.uploads;
     if uploads.field.trim().is_empty() {

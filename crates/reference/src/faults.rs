@@ -132,6 +132,24 @@ named_switches! {
         "a create whose body is not JSON answers 500 internal_error (breaks: invalid input is 400 or 422 invalid_request, never 5xx)";
     InvalidRequestProblemJson => "invalid-request-problem-json",
         "invalid creates answer 400 application/problem+json {type, title, status, detail} without the envelope (breaks: error envelope on every non-2xx)";
+    WebhookBadSignature => "webhook-bad-signature",
+        "X-Webhook-Signature is the HMAC of the body alone, without \"<timestamp>.\" (breaks: the signature verifies over \"<timestamp>.<raw body>\")";
+    WebhookMissingStarted => "webhook-missing-started",
+        "job.started is never delivered, only the terminal event (breaks: job.started, then job.completed or job.failed)";
+    WebhookOutOfOrder => "webhook-out-of-order",
+        "the terminal event is delivered first and job.started after it (breaks: job.started comes before the terminal event)";
+    WebhookStaleTimestamp => "webhook-stale-timestamp",
+        "X-Webhook-Timestamp is one hour before the delivery, signed as such (breaks: the timestamp is fresh)";
+    WebhookReusedDeliveryId => "webhook-reused-delivery-id",
+        "every delivery of a job carries the same X-Webhook-Delivery-Id (breaks: delivery ids are unique per delivery)";
+    WebhookNoRetry => "webhook-no-retry",
+        "a delivery answered with a non-2xx or not answered is never retried (breaks: SHOULD retry with the same delivery id)";
+    WebhookWrongEventHeader => "webhook-wrong-event-header",
+        "X-Webhook-Event is always job.started, whatever the body's event (breaks: the event header matches the body)";
+    WebhookJobNotNamed => "webhook-job-not-named",
+        "the webhook body's job has no id (breaks: the body names the job)";
+    WebhookNotRecorded => "webhook-not-recorded",
+        "deliveries are never recorded: webhook_events stays empty (breaks: webhook_events records each delivery as sent or failed)";
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::state::{
 };
 use super::time;
 use super::variants::Variant;
+use super::webhooks::spawn_deliveries;
 use super::Caller;
 
 /// How long `slow-status-read` stalls a status read.
@@ -39,6 +40,7 @@ pub(crate) async fn create_job(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
+    uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -46,8 +48,9 @@ pub(crate) async fn create_job(
         Err(rejection) => return body_rejected(&rejection).into_response(),
     };
     let route = "POST /v1/jobs".to_owned();
+    let origin = origin(&headers, &uri);
     idempotency::run(&app, &caller, &headers, route, &body, || {
-        create_outcome(&app, &caller, &body)
+        create_outcome(&app, &caller, &body, &origin)
     })
     .await
 }
@@ -61,7 +64,8 @@ struct NewJob {
     auto_start: bool,
 }
 
-fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
+/// Creates the job; a started job's webhook deliveries begin once the store is unlocked.
+fn create_outcome(app: &Arc<App>, caller: &Caller, body: &[u8], origin: &str) -> Outcome {
     let new = parse_new_job(body).map_err(|e| invalid_create(app, body, e))?;
     let cost = if app.has(Fault::ChargeIgnoresDuration) {
         new.model.credits_per_minute()
@@ -103,6 +107,10 @@ fn create_outcome(app: &App, caller: &Caller, body: &[u8]) -> Outcome {
             "Job created; start it with POST /v1/jobs/{id}/start",
         )
     };
+    drop(store);
+    if start {
+        spawn_deliveries(app, &id, origin);
+    }
     Ok(Reply {
         status: StatusCode::CREATED,
         body: json!({ "success": true, "id": id, "status": status, "message": message }),
@@ -156,18 +164,7 @@ fn parse_new_job(body: &[u8]) -> Result<NewJob, ApiError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::invalid("auto_start must be a boolean")),
     };
-    let webhook_url = match obj.get("webhook_url") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match is_http_url(s) {
-            true => Some(s.clone()),
-            false => {
-                return Err(ApiError::invalid(
-                    "webhook_url must be an absolute http(s) URL",
-                ))
-            }
-        },
-        Some(_) => return Err(ApiError::invalid("webhook_url must be a string")),
-    };
+    let webhook_url = parse_webhook_url(&obj)?;
     // bg_type, bg_color, background and text_prompt are accepted and ignored:
     // the reference server renders no pixels.
     Ok(NewJob {
@@ -179,10 +176,24 @@ fn parse_new_job(body: &[u8]) -> Result<NewJob, ApiError> {
     })
 }
 
+/// An optional `webhook_url`: an absolute http(s) URL. Which hosts are delivered to is
+/// decided at delivery (loopback and the allowed hosts), so any host is accepted here.
+fn parse_webhook_url(obj: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match obj.get("webhook_url") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if is_http_url(s) => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(ApiError::invalid(
+            "webhook_url must be an absolute http(s) URL",
+        )),
+        Some(_) => Err(ApiError::invalid("webhook_url must be a string")),
+    }
+}
+
 /// `POST /v1/jobs/{job_id}/start`.
 ///
-/// On a pending job: optional `model` override, credit check (402), charge,
-/// and `{"success": true, "id", "status": "processing", "message"}`.
+/// On a pending job: optional `model` and `webhook_url` overrides, credit check (402), charge,
+/// and `{"success": true, "id", "status": "processing", "message"}`; the job's webhook
+/// deliveries begin.
 /// On a job that is already processing or terminal the start is a no-op that
 /// never charges again: 200 with `success: true` and the job's *current*
 /// status (so a retried start is harmless for clients), rather than a 409.
@@ -191,6 +202,7 @@ pub(crate) async fn start_job(
     Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -199,14 +211,21 @@ pub(crate) async fn start_job(
     };
     let raw_id = path.ok().map(|Path(id)| id);
     let route = format!("POST /v1/jobs/{}/start", raw_id.as_deref().unwrap_or(""));
+    let origin = origin(&headers, &uri);
     idempotency::run(&app, &caller, &headers, route, &body, || {
-        start_outcome(&app, &caller, raw_id.as_deref(), &body)
+        start_outcome(&app, &caller, raw_id.as_deref(), &body, &origin)
     })
     .await
 }
 
-fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) -> Outcome {
-    let model = parse_start(body)?;
+fn start_outcome(
+    app: &Arc<App>,
+    caller: &Caller,
+    raw_id: Option<&str>,
+    body: &[u8],
+    origin: &str,
+) -> Outcome {
+    let overrides = parse_start(body)?;
     let mut store = app.lock();
     let id = lookup(app, &store, caller, raw_id)?;
     let Some(job) = store.jobs.get_mut(&id) else {
@@ -216,7 +235,7 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
     let owner = job.tenant;
     let created_at = job.created_at;
     if snap.status == Status::Pending {
-        if let Some(model) = model {
+        if let Some(model) = overrides.model {
             job.model = model;
         }
         let cost = if app.has(Fault::ChargeIgnoresDuration) {
@@ -228,7 +247,14 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
         if credits < cost {
             return Err(insufficient_credits(cost, credits));
         }
+        if overrides.webhook_url.is_some() {
+            if let Some(job) = store.jobs.get_mut(&id) {
+                job.webhook_url = overrides.webhook_url;
+            }
+        }
         store.start(&id, Instant::now(), app.has(Fault::ChargeIgnoresDuration));
+        drop(store);
+        spawn_deliveries(app, &id, origin);
         let status = if app.variant(Variant::Create201) {
             StatusCode::ACCEPTED
         } else {
@@ -260,13 +286,24 @@ fn start_outcome(app: &App, caller: &Caller, raw_id: Option<&str>, body: &[u8]) 
     })
 }
 
-/// The optional start body: `{}` or nothing, with an optional `model`.
-fn parse_start(body: &[u8]) -> Result<Option<Model>, ApiError> {
+/// What a start body may change on a pending job.
+struct StartOverrides {
+    model: Option<Model>,
+    webhook_url: Option<String>,
+}
+
+/// The optional start body: `{}` or nothing, with an optional `model` and `webhook_url`
+/// (the other overrides the SDKs send are accepted and ignored).
+fn parse_start(body: &[u8]) -> Result<StartOverrides, ApiError> {
     let obj = json_object(body, true)?;
-    match obj.get("model") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => parse_model(v).map(Some),
-    }
+    let model = match obj.get("model") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_model(v)?),
+    };
+    Ok(StartOverrides {
+        model,
+        webhook_url: parse_webhook_url(&obj)?,
+    })
 }
 
 /// `GET /v1/jobs/{job_id}`: the job object of docs/contract.md section 3.
@@ -446,8 +483,8 @@ fn is_malformed(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// The job object; the rendering faults apply wherever a job is shown.
-fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
+/// The job object; the rendering faults apply wherever a job is shown (webhook bodies too).
+pub(crate) fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
     let completed = snap.status == Status::Completed;
     let failed = snap.status == Status::Failed;
     let output_url =
@@ -476,6 +513,7 @@ fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
         "output_format": job.output_format.name(),
         "video_url": job.video_url,
         "webhook_url": job.webhook_url,
+        "webhook_events": webhook_events(app, job),
     });
     if app.variant(Variant::ExtraFields) {
         if let Some(obj) = body.as_object_mut() {
@@ -489,6 +527,23 @@ fn job_json(app: &App, job: &Job, snap: Snapshot, origin: &str) -> Value {
         }
     }
     body
+}
+
+/// The settled deliveries, or null for a job without a `webhook_url`; an object of each
+/// event's state under `webhook-events-map`.
+fn webhook_events(app: &App, job: &Job) -> Value {
+    if job.webhook_url.is_none() && job.webhook_events.is_empty() {
+        return Value::Null;
+    }
+    if app.variant(Variant::WebhookEventsMap) {
+        let by_event: Map<String, Value> = job
+            .webhook_events
+            .iter()
+            .map(|r| (r.event.name().to_owned(), json!(r.outcome.name())))
+            .collect();
+        return Value::Object(by_event);
+    }
+    Value::Array(job.webhook_events.iter().map(|r| r.to_json()).collect())
 }
 
 /// A timestamp as the server writes it (`offset-timestamps` changes the form).

@@ -1,6 +1,7 @@
 //! The embedded reference server: a faithful implementation of
-//! `docs/contract.md` (sections 1 to 4, and the rate-limit and idempotency
-//! behaviour of section 5), used as the harness's default target.
+//! `docs/contract.md` (sections 1 to 4, the rate-limit and idempotency
+//! behaviour of section 5, and the webhooks of section 6), used as the harness's
+//! default target.
 //!
 //! Its main entry points are [`app`] (a socket-free [`axum::Router`] for tests),
 //! [`run`] (serve on a bound listener until a shutdown signal) and
@@ -13,7 +14,8 @@
 //! Layout: `auth` (keys and rate limits), `context` (request ids, error
 //! envelopes, the request log), `handlers` (routes), `state` (tenants, jobs and
 //! their time-driven lifecycle), `idempotency`, `ratelimit`, `faults`,
-//! `variants`, `uploads` (the upload route and the store its `video_url`s are served from).
+//! `variants`, `uploads` (the upload route and the store its `video_url`s are served from),
+//! `webhooks` (the signed, retried deliveries of each job's events to its `webhook_url`).
 
 mod auth;
 mod context;
@@ -30,6 +32,7 @@ mod state;
 mod time;
 mod uploads;
 mod variants;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +58,7 @@ pub use dialect::{Dialect, UnknownDialect};
 pub use faults::{Fault, UnknownFault};
 pub use uploads::DEFAULT_MAX_UPLOAD_BYTES;
 pub use variants::{UnknownVariant, Variant};
+pub use webhooks::WebhookConfig;
 
 use state::App;
 
@@ -84,6 +88,8 @@ pub struct ServerConfig {
     /// The largest file `POST /v1/uploads` accepts (the contract's 500 MB by default); a test
     /// sets a small one so that a file over it costs little to send.
     pub max_upload_bytes: u64,
+    /// Webhook signing, allowed hosts and retries.
+    pub webhooks: WebhookConfig,
 }
 
 /// A token bucket per API key.
@@ -118,6 +124,7 @@ impl Default for ServerConfig {
             dialect: Dialect::Standard,
             log_file: None,
             max_upload_bytes: uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -138,6 +145,7 @@ impl fmt::Debug for ServerConfig {
             .field("dialect", &self.dialect)
             .field("log_file", &self.log_file)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

@@ -19,6 +19,7 @@ use super::log::RequestLog;
 use super::ratelimit::{Buckets, Limiter, Windows, SLIDING_LIMIT, SLIDING_WINDOW};
 use super::uploads::Uploads;
 use super::variants::Variant;
+use super::webhooks::{self, DeliveryRecord};
 use super::ServerConfig;
 
 /// A processing model and its price.
@@ -191,6 +192,8 @@ pub(crate) struct Job {
     pub reads_processing: u64,
     /// Reads after completion, for the `status-moves-backwards` fault.
     pub reads_completed: u64,
+    /// Settled webhook deliveries, in the order they settled.
+    pub webhook_events: Vec<DeliveryRecord>,
 }
 
 /// The client-visible state of a job at one instant.
@@ -233,6 +236,21 @@ impl Job {
         self.video_url.to_ascii_lowercase().contains("fail")
     }
 
+    /// How long after its start the job ends: a failing job fails at half its duration.
+    fn run_time(&self, duration: Duration) -> Duration {
+        if self.will_fail() {
+            duration / 2
+        } else {
+            duration
+        }
+    }
+
+    /// When a started job reaches its terminal state, for a processing time of `duration`.
+    pub(crate) fn ends_at(&self, duration: Duration) -> Option<Instant> {
+        self.started
+            .map(|started| started + self.run_time(duration))
+    }
+
     /// The job's state at `now`, for a processing time of `duration`.
     /// `never_finish` is the `job-never-finishes` fault.
     pub(crate) fn snapshot(
@@ -258,11 +276,7 @@ impl Job {
                     .min(100.0) as u64
             }
         };
-        let end = if self.will_fail() {
-            duration / 2
-        } else {
-            duration
-        };
+        let end = self.run_time(duration);
         if never_finish || elapsed < end {
             return Snapshot {
                 status: Status::Processing,
@@ -346,6 +360,7 @@ impl Store {
                 video_seconds: seconds,
                 reads_processing: 0,
                 reads_completed: 0,
+                webhook_events: Vec::new(),
             },
         );
         id
@@ -403,6 +418,8 @@ pub(crate) struct App {
     pub job_reads: std::sync::atomic::AtomicU64,
     /// Uploaded videos, kept (bounded) to be served at their `video_url`.
     pub uploads: Uploads,
+    /// The client webhooks are delivered with; `None` if it could not be built (logged).
+    pub webhook_client: Option<reqwest::Client>,
 }
 
 impl App {
@@ -438,6 +455,7 @@ impl App {
             fixed_request_id: new_request_id(),
             job_reads: Default::default(),
             uploads: Uploads::default(),
+            webhook_client: webhooks::client(),
             config,
         }
     }
@@ -595,6 +613,7 @@ mod tests {
             video_seconds: video_seconds(video_url),
             reads_processing: 0,
             reads_completed: 0,
+            webhook_events: Vec::new(),
         }
     }
 

@@ -1774,3 +1774,6 @@ async fn flat_rate_limits_and_idempotency_token() {
     assert_eq!(first.body["id"], again.body["id"]);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
 }
+
+// Webhook deliveries to a receiver on loopback.
+mod webhooks;

@@ -80,6 +80,13 @@ pub(crate) fn rfc3339_offset_millis(t: SystemTime) -> String {
     )
 }
 
+/// Whole seconds since the Unix epoch, rounded down (a webhook's timestamp).
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
 /// Whole seconds since the Unix epoch, rounded up, so that an instant sent at
 /// one-second resolution is never earlier than the one meant.
 pub(crate) fn unix_secs_ceil(t: SystemTime) -> u64 {

@@ -37,6 +37,12 @@ named_switches! {
         "the job object carries undocumented fields: queue_position, region and a nested meta object";
     EchoRequestId => "echo-request-id",
         "a client's X-Request-Id (1-128 visible ASCII chars) is used as the response's request id";
+    WebhookDataJob => "webhook-data-job",
+        "webhook bodies carry the job object at data.job instead of at data";
+    WebhookEventsMap => "webhook-events-map",
+        "webhook_events is an object keyed by event ({\"job.started\": \"sent\"}) instead of a list of deliveries";
+    WebhookIsoTimestamp => "webhook-iso-timestamp",
+        "X-Webhook-Timestamp is an RFC 3339 date-time (2026-12-02T03:04:05Z) instead of Unix seconds, and is signed as such";
 }
 
 #[cfg(test)]
@@ -59,7 +65,7 @@ mod tests {
             assert!(!variant.description().is_empty());
             assert!(!variant.description().contains('\n'));
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 14);
         assert_eq!(
             " Created-State ".parse::<Variant>(),
             Ok(Variant::CreatedState)

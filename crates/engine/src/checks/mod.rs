@@ -21,6 +21,7 @@ mod rate_limit;
 mod schema;
 mod uploads;
 mod usage;
+mod webhooks;
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -51,6 +52,8 @@ pub struct Needs {
     pub logs: bool,
     /// No other check may send traffic meanwhile (a burst, a side-effect oracle).
     pub exclusive: bool,
+    /// A webhook receiver the target can reach.
+    pub webhook_receiver: bool,
 }
 
 impl Needs {
@@ -93,6 +96,9 @@ impl Needs {
         }
         if self.logs {
             words.push("log source");
+        }
+        if self.webhook_receiver {
+            words.push("webhook receiver");
         }
         words.join(", ")
     }
@@ -229,6 +235,30 @@ pub const KINDS: &[(&str, Builder)] = &[
     ("usage_in_range", kind::<usage::UsageInRange>),
     ("out_of_range", kind::<usage::OutOfRange>),
     ("usage_job_event", kind::<usage::JobEvent>),
+    ("webhook_order", |decl| {
+        webhooks::build(decl, webhooks::Aspect::Order)
+    }),
+    ("webhook_event_header", |decl| {
+        webhooks::build(decl, webhooks::Aspect::EventHeader)
+    }),
+    ("webhook_delivery_ids", |decl| {
+        webhooks::build(decl, webhooks::Aspect::DeliveryIds)
+    }),
+    ("webhook_timestamp", |decl| {
+        webhooks::build(decl, webhooks::Aspect::Timestamp)
+    }),
+    ("webhook_signature", |decl| {
+        webhooks::build(decl, webhooks::Aspect::Signature)
+    }),
+    ("webhook_names_job", |decl| {
+        webhooks::build(decl, webhooks::Aspect::NamesJob)
+    }),
+    ("webhook_recorded", |decl| {
+        webhooks::build(decl, webhooks::Aspect::Recorded)
+    }),
+    ("webhook_retry", |decl| {
+        webhooks::build(decl, webhooks::Aspect::Retry)
+    }),
 ];
 
 /// A kind whose parameters deserialize straight into its one check.
