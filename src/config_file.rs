@@ -26,6 +26,9 @@ struct ConfigFile {
     cacert: Option<PathBuf>,
     cert: Option<PathBuf>,
     cert_key: Option<PathBuf>,
+    webhook_listen: Option<std::net::SocketAddr>,
+    webhook_public_url: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
     suite: Option<PathBuf>,
     job_id: Option<String>,
     allow_writes: Option<bool>,
@@ -52,6 +55,7 @@ struct ConfigFile {
     second_key: Option<toml::Spanned<toml::Value>>,
     broke_key: Option<toml::Spanned<toml::Value>>,
     secret_header: Option<toml::Spanned<toml::Value>>,
+    webhook_secret: Option<toml::Spanned<toml::Value>>,
     insecure: Option<toml::Spanned<toml::Value>>,
 }
 
@@ -77,6 +81,7 @@ pub(crate) fn apply(
         (&file.second_key, "keys are not read from a config file: set APICONFORM_SECOND_API_KEY or `second_key_file`"),
         (&file.broke_key, "keys are not read from a config file: set APICONFORM_BROKE_API_KEY or `broke_key_file`"),
         (&file.secret_header, "secret headers are not read from a config file: pass --secret-header"),
+        (&file.webhook_secret, "secrets are not read from a config file: set APICONFORM_WEBHOOK_SECRET or `webhook_secret_file`"),
         (&file.insecure, "`insecure` is not read from a config file: pass --insecure on the command line, where it shows"),
     ] {
         if let Some(value) = refused {
@@ -104,6 +109,11 @@ pub(crate) fn apply(
             file.broke_key_file,
             "APICONFORM_BROKE_API_KEY",
         ),
+        (
+            &mut args.webhook_secret_file,
+            file.webhook_secret_file,
+            "APICONFORM_WEBHOOK_SECRET",
+        ),
     ] {
         if !in_environment(variable) {
             or_file(flag, from_file);
@@ -119,6 +129,8 @@ pub(crate) fn apply(
     or_file(&mut args.summary_md, file.summary_md);
     args.base_url = args.base_url.take().or(file.base_url);
     args.job_id = args.job_id.take().or(file.job_id);
+    args.webhook_listen = args.webhook_listen.or(file.webhook_listen);
+    args.webhook_public_url = args.webhook_public_url.take().or(file.webhook_public_url);
     args.rate = args.rate.or(file.rate);
     args.max_rate = args.max_rate.or(file.max_rate);
     args.timeout = args.timeout.or(file.timeout);

@@ -684,6 +684,10 @@ fn a_config_file_is_checked_like_a_suite_and_never_holds_a_key() {
             "insecure = true\n",
             ":1:12: `insecure` is not read from a config file",
         ),
+        (
+            "webhook_secret = \"sk_live_secret\"\n",
+            ":1:18: secrets are not read from a config file",
+        ),
         ("no_tests = \"maybe\"\n", ":1:12: `no_tests` is `maybe`"),
         (
             "test_threads = 0\n",
