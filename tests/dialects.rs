@@ -3,6 +3,8 @@
 //! dialect and fails, in the checks that judge what differs and saying why, in the other; the
 //! fault matrix runs for the flat dialect too.
 
+#[path = "support/matrix.rs"]
+mod matrix;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use apiconform::record::{CheckRecord, Outcome};
 use apiconform::reference::{Dialect, Fault};
 use apiconform::suite::Suite;
-use futures_util::StreamExt;
+use matrix::{row, Row, LIFECYCLE, NEEDS_A_FINISHED_JOB, READ_AFTER_BURST};
 
 /// Time allowed for one suite run.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
@@ -181,88 +183,12 @@ async fn the_flat_suite_fails_against_the_standard_dialect_saying_why() {
 
 // ------------------------------------------------------------------ the flat fault matrix
 
-/// The lifecycle checks, one per sample input (the same inputs as the default suite).
-const LIFECYCLE: &[&str] = &[
-    "lifecycle::short_clip",
-    "lifecycle::long_clip",
-    "lifecycle::difficult_clip",
-    "lifecycle::unprocessable_input",
-];
-
-/// Lifecycle inputs that end completed.
-const COMPLETING: &[&str] = &[
-    "lifecycle::short_clip",
-    "lifecycle::long_clip",
-    "lifecycle::difficult_clip",
-];
-
-/// Checks that observe side effects through the job list and usage events.
-const ORACLE: &[&str] = &[
-    "idempotency::reads_are_safe",
-    "idempotency::create_replayed",
-    "idempotency::concurrent_create",
-    "idempotency::start_charges_once",
-    "credits::insufficient_credits",
-];
-
-/// Checks that read a job path, which may come after the burst.
-const READ_AFTER_BURST: &[&str] = &[
-    "errors::unknown_job",
-    "errors::malformed_job_id",
-    "auth::cross_tenant",
-    "schema::job_read",
-    "schema::job_identity",
-    "schema::job_invariants",
-    "idempotency::start_charges_once",
-    "idempotency::reads_are_safe",
-    "lifecycle::manual_start",
-    "latency::status_read",
+/// Checks of the flat suite alone that read a job path, which may come after the burst.
+const FLAT_READS_AFTER_BURST: &[&str] = &[
     "observability::error_request_id",
     "observability::request_id_consistent",
     "protocol::version_header",
 ];
-
-/// Checks that cannot reach a verdict when no job ever finishes.
-const NEEDS_A_FINISHED_JOB: &[&str] = &[
-    "schema::job_read",
-    "schema::job_identity",
-    "schema::job_invariants",
-    "auth::cross_tenant",
-    "rate_limit::burst",
-    "rate_limit::hints",
-    "rate_limit::recovery",
-    "idempotency::reads_are_safe",
-    "idempotency::start_charges_once",
-    "latency::status_read",
-    "pricing::job_charge",
-    "download::completed",
-    "usage::job_event",
-];
-
-/// The upload checks.
-const UPLOADS: &[&str] = &[
-    "uploads::accepted",
-    "uploads::type_from_filename",
-    "uploads::reply",
-    "uploads::video_url_usable",
-    "uploads::wrong_type",
-    "uploads::oversize",
-];
-
-/// A row: the checks of the flat suite a fault must fail, and those it may also fail.
-struct Row {
-    fault: Fault,
-    must: Vec<&'static str>,
-    may: Vec<&'static str>,
-}
-
-fn row(fault: Fault, must: &[&[&'static str]], may: &[&[&'static str]]) -> Row {
-    Row {
-        fault,
-        must: must.concat(),
-        may: may.concat(),
-    }
-}
 
 /// Faults that do not apply to the flat dialect: what they break is not in it.
 const NOT_IN_FLAT: &[Fault] = &[
@@ -283,12 +209,12 @@ const NOT_IN_FLAT: &[Fault] = &[
     Fault::WebhookNotRecorded,
 ];
 
+/// The flat suite's matrix: the shared rows, and those of what only the flat dialect has (the
+/// version header) or judges otherwise (its error body requires no request id).
 fn flat_matrix() -> Vec<Row> {
     use Fault::*;
-    vec![
-        row(AcceptMissingKey, &[&["auth::missing_key"]], &[]),
-        row(AcceptInvalidKey, &[&["auth::invalid_key"]], &[]),
-        row(Auth403, &[&["auth::invalid_key"]], &[]),
+    let mut rows = matrix::shared_rows();
+    rows.extend([
         // {"message": "Unauthorized"}: no message where the suite reads it, not the flat shape.
         row(
             AuthPlainError,
@@ -299,41 +225,6 @@ fn flat_matrix() -> Vec<Row> {
             ]],
             &[],
         ),
-        row(
-            ListRejectsValidKey,
-            &[&["auth::valid_key", "schema::job_list"]],
-            &[ORACLE],
-        ),
-        row(CrossTenant403, &[&["auth::cross_tenant"]], &[]),
-        row(CrossTenantLeak, &[&["auth::cross_tenant"]], &[]),
-        row(EchoKey, &[&["auth::key_not_echoed"]], &[]),
-        row(JobWrongContentType, &[&["schema::job_read"]], &[]),
-        row(
-            JobProgressAsString,
-            &[&["schema::job_read", "schema::job_invariants"], LIFECYCLE],
-            &[&["schema::job_list"]],
-        ),
-        row(
-            JobBadCreatedAt,
-            &[&["schema::job_read"]],
-            &[&["schema::job_list"]],
-        ),
-        row(
-            JobIdMismatch,
-            &[&["schema::job_identity"]],
-            &[&["schema::job_list"]],
-        ),
-        row(
-            CompletedWithoutOutput,
-            &[&["schema::job_invariants"], COMPLETING],
-            &[&["schema::job_list"]],
-        ),
-        row(
-            FailedWithoutError,
-            &[&["lifecycle::unprocessable_input"]],
-            &[],
-        ),
-        row(ListBadShape, &[&["schema::job_list"]], &[ORACLE]),
         row(
             NotFound500,
             &[&["errors::unknown_job"]],
@@ -368,117 +259,15 @@ fn flat_matrix() -> Vec<Row> {
             &[&["observability::request_id_header"]],
             &[&["observability::request_id_consistent"]],
         ),
-        row(
-            ReusedRequestId,
-            &[&["observability::request_id_unique"]],
-            &[],
-        ),
-        row(
-            RequestIdMismatch,
-            &[&["observability::request_id_consistent"]],
-            &[&["observability::logs"]],
-        ),
-        row(NoRequestLog, &[&["observability::logs"]], &[]),
         row(NoVersionHeader, &[&["protocol::version_header"]], &[]),
-        row(CreateReplyBadStatus, &[&["schema::create_reply"]], &[]),
-        row(NoRateLimit, &[&["rate_limit::burst"]], &[]),
-        row(Burst5xx, &[&["rate_limit::burst"]], &[]),
-        row(RateLimitRemainingRises, &[&["rate_limit::hints"]], &[]),
-        // No X-RateLimit-Reset either: the 429 carries no wait hint at all.
-        row(NoRateLimitHints, &[&["rate_limit::hints"]], &[]),
         row(
             RateLimitNeverRecovers,
             &[&["rate_limit::recovery"]],
-            &[READ_AFTER_BURST, LIFECYCLE],
-        ),
-        row(
-            IgnoreIdempotencyKey,
-            &[&[
-                "idempotency::create_replayed",
-                "idempotency::key_reuse_other_body",
-                "idempotency::concurrent_create",
-            ]],
-            &[],
-        ),
-        row(
-            IdempotencyIgnoresBody,
-            &[&["idempotency::key_reuse_other_body"]],
-            &[],
-        ),
-        row(
-            IdempotencyCrossTenant,
-            &[&["idempotency::tenant_scoped"]],
-            &[],
-        ),
-        row(
-            DoubleChargeOnStart,
-            &[&["idempotency::start_charges_once"]],
-            &[],
-        ),
-        row(
-            Start5xxWhenRunning,
-            &[&["idempotency::start_charges_once"]],
-            &[],
-        ),
-        row(
-            ReadCharges,
-            &[&["idempotency::reads_are_safe"]],
-            // Every read charges the run's job again, so its charge is more than its length's.
-            &[&["idempotency::start_charges_once", "pricing::job_charge"]],
-        ),
-        row(
-            StatusMovesBackwards,
-            &[COMPLETING],
-            &[&["idempotency::reads_are_safe"]],
-        ),
-        row(
-            ProgressGoesDown,
-            &[COMPLETING],
-            &[&["lifecycle::unprocessable_input"]],
+            &[READ_AFTER_BURST, FLAT_READS_AFTER_BURST, LIFECYCLE],
         ),
         row(JobNeverFinishes, &[LIFECYCLE], &[NEEDS_A_FINISHED_JOB]),
-        row(AutoStartIgnored, &[&["lifecycle::manual_start"]], &[]),
-        row(
-            PaymentRequiredCreatesJob,
-            &[&["credits::insufficient_credits"]],
-            &[],
-        ),
-        row(
-            SlowStatusRead,
-            &[&["latency::status_read"]],
-            &[&["rate_limit::burst"]],
-        ),
-        row(UploadUrl404, &[&["uploads::video_url_usable"]], &[]),
-        row(UploadAnyType, &[&["uploads::wrong_type"]], &[]),
-        row(
-            UploadTypeFromPartOnly,
-            &[&["uploads::type_from_filename"]],
-            &[],
-        ),
-        row(UploadBadReply, &[&["uploads::reply"]], &[]),
-        row(UploadNoSizeLimit, &[&["uploads::oversize"]], &[]),
-        row(UploadRefused, &[&["uploads::accepted"]], &[UPLOADS]),
-        row(HealthNeedsKey, &[&["health::status"]], &[]),
-        row(HealthBadShape, &[&["health::status"]], &[]),
-        row(PricingWrongRate, &[&["pricing::rates"]], &[]),
-        row(ChargeIgnoresDuration, &[&["pricing::job_charge"]], &[]),
-        row(
-            DownloadBeforeCompletion200,
-            &[&["download::before_completion"]],
-            &[],
-        ),
-        row(DownloadUrl404, &[&["download::completed"]], &[]),
-        row(UsageDays500, &[&["usage::out_of_range"]], &[]),
-        row(UsageBadShape, &[&["usage::in_range"]], &[]),
-        row(UsageNoJobEvent, &[&["usage::job_event"]], &[]),
-        row(InvalidRequest500, &[&["errors::invalid_request"]], &[]),
-        // A problem document is not the flat error body either.
-        row(
-            InvalidRequestProblemJson,
-            &[&["errors::invalid_request"]],
-            &[],
-        ),
-    ]
+    ]);
+    rows
 }
 
 /// Every fault has a row in the flat matrix or is said not to apply to the flat dialect.
@@ -496,11 +285,7 @@ fn every_fault_is_in_the_flat_matrix_or_said_not_to_apply() {
 /// Every check of the flat suite has a fault that makes it fail.
 #[test]
 fn every_check_of_the_flat_suite_has_a_fault() {
-    let covered: BTreeSet<&str> = flat_matrix().iter().flat_map(|r| r.must.clone()).collect();
-    let uncovered: Vec<String> = support::check_names(&flat_suite())
-        .into_iter()
-        .filter(|n| !covered.contains(n.as_str()))
-        .collect();
+    let uncovered = matrix::uncovered(&flat_matrix(), &support::check_names(&flat_suite()));
     assert!(
         uncovered.is_empty(),
         "checks no fault makes fail: {uncovered:?}"
@@ -510,48 +295,8 @@ fn every_check_of_the_flat_suite_has_a_fault() {
 /// The flat suite against the flat dialect with each fault: exactly its checks fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_fails_exactly_its_checks_in_the_flat_dialect() {
-    let cases = flat_matrix();
     let path = support::flat_suite_path();
-    let runs = futures_util::stream::iter(cases.iter().map(|row| {
-        support::run_suite_against(
-            Some(&path),
-            Dialect::Flat,
-            std::slice::from_ref(&row.fault),
-            &[],
-            false,
-        )
-    }))
-    .buffered(16)
-    .collect::<Vec<_>>();
-    let results = tokio::time::timeout(Duration::from_secs(1200), runs)
-        .await
-        .expect("the flat fault matrix finishes in time");
-    let mut problems = Vec::new();
-    for (Row { fault, must, may }, outcomes) in cases.iter().zip(results) {
-        let failed = not_passed(&outcomes);
-        for name in must {
-            if !failed.contains_key(name) {
-                problems.push(format!(
-                    "{fault}: {name} should fail but was {:?}",
-                    outcomes.get(*name).map(|r| &r.outcome)
-                ));
-            }
-        }
-        for (name, message) in &failed {
-            if !must.contains(name) && !may.contains(name) {
-                problems.push(format!("{fault}: {name} failed too: {message}"));
-            }
-            assert!(
-                !message.is_empty(),
-                "{fault}: {name} failed without a message"
-            );
-        }
-    }
-    assert!(
-        problems.is_empty(),
-        "flat fault matrix mismatches:\n{}",
-        problems.join("\n")
-    );
+    matrix::assert_matrix(&flat_matrix(), Some(&path), Dialect::Flat, &[]).await;
 }
 
 /// `serve --dialect list` prints both dialects, and an unknown name is a usage error that

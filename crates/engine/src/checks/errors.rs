@@ -6,8 +6,8 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 
 use super::{
-    envelope_findings, error_code, planned, send_all, status_finding, Check, Finding, Findings,
-    Needs,
+    client_input_severity, envelope_findings, planned, refusal_body_findings, send_all,
+    status_finding, Check, Findings, Needs,
 };
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
@@ -190,11 +190,7 @@ impl Check for MalformedId {
                     } else {
                         String::new()
                     };
-                    let severity = if response.status >= 500 {
-                        "a 5xx for client input: "
-                    } else {
-                        ""
-                    };
+                    let severity = client_input_severity(&response);
                     findings.push(finding.prefixed(&format!("id {shown:?}{more}: {severity}")));
                 }
             }
@@ -211,18 +207,10 @@ impl Check for MalformedId {
 #[serde(deny_unknown_fields)]
 pub struct InvalidRequest {
     requests: Vec<RequestSpec>,
-    #[serde(default = "bad_input")]
+    #[serde(default = "super::invalid_input_statuses")]
     expect_status: StatusSet,
-    #[serde(default = "invalid_request")]
+    #[serde(default = "super::invalid_request_code")]
     expect_code: String,
-}
-
-fn bad_input() -> StatusSet {
-    StatusSet::exactly(&[400, 422])
-}
-
-fn invalid_request() -> String {
-    "invalid_request".into()
 }
 
 impl Check for InvalidRequest {
@@ -273,8 +261,7 @@ fn input_of(request: &RequestSpec) -> String {
     format!("{} {}", request.method.to_ascii_uppercase(), shown)
 }
 
-/// The refusal of invalid input: status, then the envelope (a problem document instead of it
-/// said to be one), then the code.
+/// The refusal of invalid input: the status (a 5xx said to be one), then the body.
 fn judge_invalid(
     schemas: &SchemaSet,
     settings: &Settings,
@@ -283,48 +270,9 @@ fn judge_invalid(
     response: &Response,
 ) -> Findings {
     if let Some(finding) = status_finding("errors.invalid_request", response, expected) {
-        let severity = if response.status >= 500 {
-            "a 5xx for client input: "
-        } else {
-            ""
-        };
-        return vec![finding.prefixed(severity)];
+        return vec![finding.prefixed(client_input_severity(response))];
     }
-    let findings = envelope_findings(schemas, settings, response);
-    let problem = response.media_type().as_deref() == Some("application/problem+json");
-    if !findings.is_empty() && problem {
-        return vec![Finding::new(
-            "errors.problem_json",
-            format!(
-                "an application/problem+json reply without the error envelope, in {}; body: {}",
-                response.label(),
-                response.body_excerpt(200)
-            ),
-        )
-        .expected("the error envelope")
-        .actual("application/problem+json")
-        .cites(response)];
-    }
-    if !findings.is_empty() || !super::errors_have_codes(settings) {
-        return findings;
-    }
-    match error_code(settings, response) {
-        Some(seen) if seen == code => Vec::new(),
-        seen => {
-            let seen = seen.map(|c| format!("\"{c}\"")).unwrap_or("none".into());
-            vec![Finding::new(
-                "errors.code",
-                format!(
-                    "expected error code \"{code}\", saw {seen} in {}",
-                    response.label()
-                ),
-            )
-            .expected(format!("\"{code}\""))
-            .actual(seen)
-            .at(&settings.errors.code_pointer)
-            .cites(response)]
-        }
-    }
+    refusal_body_findings(schemas, settings, code, response)
 }
 
 #[cfg(test)]
@@ -342,7 +290,7 @@ mod tests {
             judge_invalid(
                 &schemas,
                 &suite.settings,
-                &bad_input(),
+                &crate::checks::invalid_input_statuses(),
                 "invalid_request",
                 &Response::for_test(status, headers, body),
             )

@@ -410,6 +410,64 @@ fn errors_have_codes(settings: &Settings) -> bool {
     !settings.errors.code_pointer.is_empty()
 }
 
+/// How a finding about the refusal of client input begins when the server crashed on it: a
+/// 5xx for input the client got wrong is the worse failure, and says so first.
+fn client_input_severity(response: &Response) -> &'static str {
+    if response.status >= 500 {
+        "a 5xx for client input: "
+    } else {
+        ""
+    }
+}
+
+/// Findings on the body of a refusal of client input: the suite's error envelope (a problem
+/// document in its place said to be one), then `code` at `[errors] code_pointer` when the
+/// suite's errors carry codes.
+fn refusal_body_findings(
+    schemas: &SchemaSet,
+    settings: &Settings,
+    code: &str,
+    response: &Response,
+) -> Findings {
+    let findings = envelope_findings(schemas, settings, response);
+    if !findings.is_empty() {
+        if response.media_type().as_deref() == Some("application/problem+json") {
+            return vec![Finding::new(
+                "errors.problem_json",
+                format!(
+                    "an application/problem+json reply without the error envelope, in {}; body: {}",
+                    response.label(),
+                    response.body_excerpt(200)
+                ),
+            )
+            .expected("the error envelope")
+            .actual("application/problem+json")
+            .cites(response)];
+        }
+        return findings;
+    }
+    if !errors_have_codes(settings) {
+        return Vec::new();
+    }
+    match error_code(settings, response) {
+        Some(seen) if seen == code => Vec::new(),
+        seen => {
+            let seen = seen.map(|c| format!("\"{c}\"")).unwrap_or("none".into());
+            vec![Finding::new(
+                "errors.code",
+                format!(
+                    "expected error code \"{code}\", saw {seen} in {}",
+                    response.label()
+                ),
+            )
+            .expected(format!("\"{code}\""))
+            .actual(seen)
+            .at(&settings.errors.code_pointer)
+            .cites(response)]
+        }
+    }
+}
+
 /// A finding of `rule` when the error message (at `[errors] message_pointer`) does not contain
 /// `expected`, ignoring case: how a suite tells apart the errors of an API that sends no code.
 fn message_finding(
@@ -500,4 +558,14 @@ async fn send_all(cx: &CheckContext<'_>, requests: &[RequestSpec]) -> Result<Vec
 /// The default "expect 2xx" for serde.
 fn success() -> StatusSet {
     StatusSet::success()
+}
+
+/// The statuses a refusal of invalid input may have, for serde: 400 or 422.
+fn invalid_input_statuses() -> StatusSet {
+    StatusSet::exactly(&[400, 422])
+}
+
+/// The error code the contract gives a refusal of invalid input, for serde.
+fn invalid_request_code() -> String {
+    "invalid_request".into()
 }

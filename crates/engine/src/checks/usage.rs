@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::schema::judge_schema;
 use super::{
-    envelope_findings, error_code, planned, send_all, success, Check, Finding, Findings, Needs,
+    client_input_severity, planned, refusal_body_findings, send_all, success, Check, Finding,
+    Findings, Needs,
 };
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
@@ -147,18 +148,10 @@ fn events_at<'r>(response: &'r Response, pointer: &str) -> Option<&'r Vec<Value>
 #[serde(deny_unknown_fields)]
 pub struct OutOfRange {
     requests: Vec<RequestSpec>,
-    #[serde(default = "client_error")]
+    #[serde(default = "super::invalid_input_statuses")]
     refused_status: StatusSet,
-    #[serde(default = "invalid_request")]
+    #[serde(default = "super::invalid_request_code")]
     expect_code: String,
-}
-
-fn client_error() -> StatusSet {
-    StatusSet::exactly(&[400, 422])
-}
-
-fn invalid_request() -> String {
-    "invalid_request".into()
 }
 
 impl Check for OutOfRange {
@@ -207,11 +200,7 @@ pub(super) fn judge_refused_or_clamped(
         return Vec::new();
     }
     if !refused.contains(response.status) {
-        let severity = if response.status >= 500 {
-            "a 5xx for client input: "
-        } else {
-            ""
-        };
+        let severity = client_input_severity(response);
         return vec![Finding::new(
             "errors.out_of_range",
             format!(
@@ -224,25 +213,7 @@ pub(super) fn judge_refused_or_clamped(
         .actual(response.status)
         .cites(response)];
     }
-    let mut findings = envelope_findings(schemas, settings, response);
-    let seen = error_code(settings, response);
-    if findings.is_empty() && super::errors_have_codes(settings) && seen != Some(code) {
-        let seen = seen.map(|c| format!("\"{c}\"")).unwrap_or("none".into());
-        findings.push(
-            Finding::new(
-                "errors.code",
-                format!(
-                    "expected error code \"{code}\", saw {seen} in {}",
-                    response.label()
-                ),
-            )
-            .expected(format!("\"{code}\""))
-            .actual(seen)
-            .at(&settings.errors.code_pointer)
-            .cites(response),
-        );
-    }
-    findings
+    refusal_body_findings(schemas, settings, code, response)
 }
 
 /// After the run's job was charged (it finished), a usage event names it.
@@ -382,7 +353,7 @@ mod tests {
             judge_refused_or_clamped(
                 &schemas,
                 &suite.settings,
-                &client_error(),
+                &crate::checks::invalid_input_statuses(),
                 "invalid_request",
                 &Response::for_test(status, &[JSON], body),
             )
