@@ -198,11 +198,11 @@ impl RunConfig {
             libtest,
             filters: args.filters,
             no_tests: args.no_tests,
-            reports: ReportPaths {
-                junit: args.junit,
-                json: args.report_json,
-                markdown: args.summary_md,
-            },
+            reports: ReportPaths::asked([
+                (args.junit, &report::junit::FORMAT),
+                (args.report_json, &report::json::FORMAT),
+                (args.summary_md, &report::markdown::FORMAT),
+            ]),
             extra_headers,
             tls,
             notices,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::events::{EventSink, RunEvent};
 use crate::interrupt::Interrupt;
 use crate::record::{CheckRecord, Outcome};
-use crate::runner::CheckObserver;
 use crate::stdout::STDOUT_CLOSED;
 
 /// Where libtest's own printer writes while this stream has stdout.
@@ -35,12 +35,6 @@ impl JsonEvents {
     /// The run starts `count` checks (ignored ones included, as libtest counts them).
     pub(crate) fn suite_started(&self, count: usize) {
         self.emit(json!({"type": "suite", "event": "started", "test_count": count}));
-    }
-
-    /// A check the suite marks ignored: announced and ignored at once, as libtest does.
-    pub(crate) fn ignored(&self, name: &str) {
-        self.started(name);
-        self.emit(json!({"type": "test", "name": name, "event": "ignored"}));
     }
 
     /// The run's end, with libtest's counts.
@@ -77,11 +71,21 @@ impl JsonEvents {
     }
 }
 
-impl CheckObserver for JsonEvents {
-    fn started(&self, name: &str) {
-        self.emit(json!({"type": "test", "event": "started", "name": name}));
+/// Each check's start and end, as libtest reports them (a check the suite marks ignored is
+/// started and ignored at once, as libtest does).
+impl EventSink for JsonEvents {
+    fn event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::CheckStarted { name, .. } => {
+                self.emit(json!({"type": "test", "event": "started", "name": name}));
+            }
+            RunEvent::CheckFinished { record, .. } => self.finished(record),
+            _ => {}
+        }
     }
+}
 
+impl JsonEvents {
     fn finished(&self, record: &CheckRecord) {
         let name = record.name.as_str();
         let message = record.message.as_str();

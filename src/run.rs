@@ -21,12 +21,13 @@ use crate::context::{RunContext, RunOptions};
 use crate::error::{
     AppError, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
 };
+use crate::events::{EventBus, EventSink, RunEvent};
 use crate::interrupt::Interrupt;
 use crate::json_events::JsonEvents;
 use crate::record::RunRecord;
 use crate::reference::{RunningServer, ServerConfig};
-use crate::report::{self, RunInfo};
-use crate::runner::{listing_trials, planned_checks, CheckObserver, Offered, Plan, PlannedCheck};
+use crate::report::{self, ReportFiles, RunInfo};
+use crate::runner::{listing_trials, planned_checks, Offered, Plan, PlannedCheck};
 use crate::stdout::{print_headline, run_trials, to_stdout, STDOUT_CLOSED};
 use crate::suite::Settings;
 
@@ -202,9 +203,24 @@ fn run_checks(
     if embedded {
         suite.settings.uploads.max_file_bytes = EMBEDDED_UPLOAD_LIMIT;
     }
-    let record = Arc::new(RunRecord::default());
     let interrupt = Interrupt::default();
     listen_for_signals(runtime, &interrupt);
+    // The run's outputs, told every event as it happens: the JSON event stream, if asked for,
+    // and the report files, written when the run has finished.
+    let mut libtest_args = libtest_args;
+    let json_events = matches!(libtest_args.format, Some(FormatSetting::Json)).then(|| {
+        // libtest's own JSON printer quotes messages oddly: its output is dropped, and the
+        // stream is written from the checks' events instead.
+        libtest_args.logfile = Some(crate::json_events::DISCARDED.to_owned());
+        Arc::new(JsonEvents::new(interrupt.clone()))
+    });
+    let report_files = Arc::new(ReportFiles::new(config.reports.clone()));
+    let mut sinks: Vec<Arc<dyn EventSink>> = Vec::new();
+    if let Some(events) = &json_events {
+        sinks.push(Arc::clone(events) as Arc<dyn EventSink>);
+    }
+    sinks.push(Arc::clone(&report_files) as Arc<dyn EventSink>);
+    let record = Arc::new(RunRecord::with_events(EventBus::new(sinks)));
     let show_progress = config.progress;
     let client_config = ClientConfig {
         second_key: target.keys.second.clone(),
@@ -240,17 +256,7 @@ fn run_checks(
     let plan = Arc::new(Plan::new(RunContext::new(
         suite, schemas, client, record, options,
     ))?);
-    let mut libtest_args = libtest_args;
-    let json_events = matches!(libtest_args.format, Some(FormatSetting::Json)).then(|| {
-        // libtest's own JSON printer quotes messages oddly: its output is dropped, and the
-        // stream is written from the checks' events instead.
-        libtest_args.logfile = Some(crate::json_events::DISCARDED.to_owned());
-        Arc::new(JsonEvents::new(interrupt.clone()))
-    });
-    let observer = json_events
-        .clone()
-        .map(|events| events as Arc<dyn CheckObserver>);
-    let mut trials = plan.trials(runtime.handle(), observer);
+    let mut trials = plan.trials(runtime.handle());
     let headline = match &target.embedded {
         Some(server) => format!(
             "apiconform: no --base-url given, so testing the embedded reference server at {} \
@@ -304,19 +310,16 @@ fn run_checks(
     }
     if let Some(events) = &json_events {
         events.suite_started(trials.iter().filter(|t| selection.selects(t)).count());
-        for &index in &not_run {
-            events.ignored(&plan.checks[index].name);
-        }
-    }
-    let conclusion = run_trials(&libtest_args, trials, &interrupt);
-    if let (Some(events), Some(conclusion)) = (&json_events, &conclusion) {
-        events.suite_finished(conclusion, clock.elapsed());
     }
     for index in not_run {
         plan.record_not_run(
             index,
             "marked `ignored = true` in the suite; run it with --ignored or --include-ignored",
         );
+    }
+    let conclusion = run_trials(&libtest_args, trials, &interrupt);
+    if let (Some(events), Some(conclusion)) = (&json_events, &conclusion) {
+        events.suite_finished(conclusion, clock.elapsed());
     }
     // Where the run's time went, for `-v` (and scripts/bench.sh): what is neither a wait on
     // purpose nor a request in flight is the harness's own work.
@@ -346,7 +349,11 @@ fn run_checks(
     let order: Vec<&str> = plan.checks.iter().map(|c| c.name.as_str()).collect();
     let secrets = plan.context.client.secrets();
     let report = report::build(info, &order, &plan.context.record, secrets);
-    let write_errors = report::write_reports(&report, &config.reports, secrets);
+    plan.context.record.events().emit(RunEvent::RunFinished {
+        report: &report,
+        secrets,
+    });
+    let write_errors = report_files.errors();
     // After libtest's lines; on stderr in JSON mode, where stdout is for machines.
     let summary = secrets.mask(&report::console::summary(&report));
     if conclusion.is_none() || interrupt.cause() == Some(STDOUT_CLOSED) {

@@ -9,6 +9,7 @@ use support::{run_bin, text};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use apiconform::events::CheckId;
 use apiconform::finding::Finding;
 use apiconform::record::{CheckRecord, Exchange, Level, Outcome, RunRecord};
 use apiconform::reference::Fault;
@@ -175,7 +176,7 @@ fn synthetic_record() -> RunRecord {
     flaky.flaky = true;
     flaky.waited = Duration::from_millis(500);
     // Completion order differs from suite order on purpose.
-    for record_check in [
+    for (id, record_check) in [
         check("observability::logs", Level::Must, Outcome::Ignored, "needs a log source: pass --logs PATH", vec![]),
         check(
             "observability::request_id_header",
@@ -230,8 +231,11 @@ fn synthetic_record() -> RunRecord {
             "run.job_setup",
             &[setup],
         ),
-    ] {
-        record.add_check(record_check);
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        record.add_check(CheckId(id), record_check);
     }
     record
 }
@@ -295,14 +299,20 @@ fn report_lists_checks_in_suite_order_with_counts_and_waits() {
 #[test]
 fn transport_errors_only_are_named_as_such() {
     let record = RunRecord::default();
-    for name in ["auth::valid_key", "auth::missing_key"] {
-        record.add_check(check(
-            name,
-            Level::Must,
-            Outcome::Errored,
-            "transport error: GET /v1/jobs: connection refused",
-            vec![],
-        ));
+    for (id, name) in ["auth::valid_key", "auth::missing_key"]
+        .into_iter()
+        .enumerate()
+    {
+        record.add_check(
+            CheckId(id),
+            check(
+                name,
+                Level::Must,
+                Outcome::Errored,
+                "transport error: GET /v1/jobs: connection refused",
+                vec![],
+            ),
+        );
     }
     let report = report::build(run_info(), &[], &record, &Secrets::default());
     let console = console::summary(&report);
@@ -333,13 +343,16 @@ fn json_report_validates_against_the_shipped_schema() {
 #[test]
 fn written_reports_are_masked_and_unwritable_paths_are_errors() {
     let record = RunRecord::default();
-    record.add_check(check(
-        "auth::key_not_echoed",
-        Level::Must,
-        Outcome::Failed,
-        "saw sk_live_SECRET in a header",
-        vec![],
-    ));
+    record.add_check(
+        CheckId(0),
+        check(
+            "auth::key_not_echoed",
+            Level::Must,
+            Outcome::Failed,
+            "saw sk_live_SECRET in a header",
+            vec![],
+        ),
+    );
     let mut secrets = Secrets::default();
     secrets.register("sk_live_SECRET", "$API_KEY");
     // The model is masked as it is built (escaping could hide a key from a mask of the file),
@@ -347,11 +360,14 @@ fn written_reports_are_masked_and_unwritable_paths_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     // A missing folder is made; one that is a file cannot be.
     std::fs::write(dir.path().join("missing"), "a file, not a folder").unwrap();
-    let paths = ReportPaths {
-        junit: Some(dir.path().join("junit.xml")),
-        json: Some(dir.path().join("missing").join("report.json")),
-        markdown: Some(dir.path().join("summary.md")),
-    };
+    let paths = ReportPaths::asked([
+        (Some(dir.path().join("junit.xml")), &junit::FORMAT),
+        (
+            Some(dir.path().join("missing").join("report.json")),
+            &json::FORMAT,
+        ),
+        (Some(dir.path().join("summary.md")), &markdown::FORMAT),
+    ]);
     let errors = report::write_reports(&report, &paths, &secrets);
     assert_eq!(errors.len(), 1, "{errors:?}");
     let error = errors[0].to_string();
@@ -368,16 +384,56 @@ fn written_reports_are_masked_and_unwritable_paths_are_errors() {
     }
     // and the written text once more.
     let unmasked = report::build(run_info(), &[], &record, &Secrets::default());
-    let paths = ReportPaths {
-        json: Some(dir.path().join("report.json")),
-        ..ReportPaths::default()
-    };
+    let paths = ReportPaths::asked([(Some(dir.path().join("report.json")), &json::FORMAT)]);
     assert!(report::write_reports(&unmasked, &paths, &secrets).is_empty());
     let text = std::fs::read_to_string(dir.path().join("report.json")).unwrap();
     assert!(
         !text.contains("sk_live_SECRET") && text.contains("saw $API_KEY"),
         "{text}"
     );
+}
+
+/// The report files are a sink of the run's events: nothing is written until the run has
+/// finished, then every file asked for, and a file that cannot be written is an error.
+#[test]
+fn report_files_are_written_when_the_run_finishes() {
+    use apiconform::events::{EventBus, EventSink, RunEvent};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("missing"), "a file, not a folder").unwrap();
+    let files = std::sync::Arc::new(report::ReportFiles::new(ReportPaths::asked([
+        (Some(dir.path().join("junit.xml")), &junit::FORMAT),
+        (
+            Some(dir.path().join("missing").join("report.json")),
+            &json::FORMAT,
+        ),
+        (Some(dir.path().join("summary.md")), &markdown::FORMAT),
+    ])));
+    let record = RunRecord::with_events(EventBus::new(vec![
+        files.clone() as std::sync::Arc<dyn EventSink>
+    ]));
+    record.add_check(
+        CheckId(0),
+        check("auth::valid_key", Level::Must, Outcome::Passed, "", vec![]),
+    );
+    assert!(
+        !dir.path().join("junit.xml").exists(),
+        "written before the end"
+    );
+    let secrets = Secrets::default();
+    let report = report::build(run_info(), &[], &record, &secrets);
+    record.events().emit(RunEvent::RunFinished {
+        report: &report,
+        secrets: &secrets,
+    });
+    let errors = files.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0]
+        .to_string()
+        .starts_with("cannot write the JSON report to "));
+    for file in ["junit.xml", "summary.md"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(text.contains("auth::valid_key"), "{file}:\n{text}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -285,10 +285,10 @@ fn the_entry_point_runs_a_configuration_and_writes_its_reports() {
         },
         filters: vec!["auth::".into()],
         no_tests: NoTests::Fail,
-        reports: apiconform::report::ReportPaths {
-            json: Some(report_path.clone()),
-            ..Default::default()
-        },
+        reports: apiconform::report::ReportPaths::asked([(
+            Some(report_path.clone()),
+            &apiconform::report::json::FORMAT,
+        )]),
         extra_headers: Vec::new(),
         tls: Default::default(),
         notices: Vec::new(),

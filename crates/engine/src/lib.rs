@@ -10,11 +10,11 @@
 //!    `webhooks::*` checks share one [`webhooks::WebhookReport`]: the run listens for the
 //!    deliveries of a job it creates ([`webhooks::Receiver`]).
 //! 4. Each check runs as a libtest trial; every exchange, wait and outcome lands in the
-//!    [`record::RunRecord`], already masked by [`secrets::Secrets`].
+//!    [`record::RunRecord`], already masked by [`secrets::Secrets`], which tells each as an
+//!    [`events::RunEvent`] to the run's sinks as it happens (the `--format json` stream).
 //! 5. [`report::build`] turns the record into one [`report::Report`], which each format
-//!    (console summary, JUnit, JSON, Markdown) renders; none reads the record itself. A
-//!    [`runner::CheckObserver`] hears each check start and end as it happens (the binary's
-//!    `--format json` event stream).
+//!    (console summary, JUnit, JSON, Markdown) renders; none reads the record itself. The
+//!    report files are a sink too ([`report::ReportFiles`]): the run's end writes them.
 //!
 //! A suite's schemas may come from an OpenAPI document ([`openapi`]), which can also make a
 //! whole suite by itself (`--openapi`). Checks return [`finding::Finding`]s; fields a response
@@ -28,6 +28,7 @@ pub mod checks;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod finding;
 mod hints;
 pub mod interrupt;

@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::events::{CheckId, EventBus, RunEvent};
 use crate::finding::Finding;
 
 /// Whether a violation fails the check (MUST) or only warns unless `--strict` (SHOULD).
@@ -211,9 +212,11 @@ impl Exchanges {
     }
 }
 
-/// Everything that happened in one run. Shared by all checks; append-only.
+/// Everything that happened in one run. Shared by all checks; append-only. What it records
+/// it also tells its [`EventBus`], as it happens.
 #[derive(Debug, Default)]
 pub struct RunRecord {
+    events: EventBus,
     exchanges: Mutex<Exchanges>,
     checks: Mutex<Vec<CheckRecord>>,
     /// Waits by the check (or `run::...` step) that waited.
@@ -230,6 +233,19 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A record that tells `events` what it records.
+    pub fn with_events(events: EventBus) -> RunRecord {
+        RunRecord {
+            events,
+            ..RunRecord::default()
+        }
+    }
+
+    /// The run's sinks, for what happens outside the record (a check starting, the run's end).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
     /// Store an exchange (if its check has not had its share, see [`KEPT_FIRST_PER_CHECK`])
     /// and return its id.
     pub fn add_exchange(&self, exchange: Exchange) -> usize {
@@ -251,6 +267,8 @@ impl RunRecord {
         if keep {
             let mut exchange = make();
             exchange.id = id;
+            // Told under the lock, so sinks hear exchanges in the order of their ids.
+            self.events.emit(RunEvent::Exchange(&exchange));
             exchanges.kept.push(exchange);
         }
         id
@@ -269,7 +287,10 @@ impl RunRecord {
             .map_or(0, |kept| kept.dropped)
     }
 
-    pub fn add_check(&self, check: CheckRecord) {
+    /// Store the outcome of check `id`, and tell the sinks it finished.
+    pub fn add_check(&self, id: CheckId, check: CheckRecord) {
+        self.events
+            .emit(RunEvent::CheckFinished { id, record: &check });
         lock(&self.checks).push(check);
     }
 
@@ -305,6 +326,10 @@ impl RunRecord {
     /// Note that `check` waited `duration` on the server, without waiting here.
     pub fn add_wait(&self, check: &str, duration: Duration) {
         lock(&self.waits).push((check.to_string(), duration));
+        self.events.emit(RunEvent::Waited {
+            by: check,
+            duration,
+        });
     }
 
     /// Say `notice` about the run as a whole, once however often it is said.
@@ -323,6 +348,7 @@ impl RunRecord {
     /// Note that `check` got an answer only after retrying a transport error.
     pub fn mark_flaky(&self, check: &str) {
         lock(&self.flaky).push(check.to_string());
+        self.events.emit(RunEvent::Retried { by: check });
     }
 
     /// True when `check` needed a transport retry.
@@ -451,6 +477,67 @@ mod tests {
         let mut ids: Vec<usize> = record.exchanges().iter().map(|e| e.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), record.exchanges().len());
+    }
+
+    /// Tells back what it was told, as text.
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<String>>);
+
+    impl crate::events::EventSink for Heard {
+        fn event(&self, event: &RunEvent<'_>) {
+            let said = match event {
+                RunEvent::CheckStarted { id, name } => format!("started {} {name}", id.0),
+                RunEvent::Exchange(e) => format!("exchange {} of {}", e.id, e.check),
+                RunEvent::Waited { by, duration } => format!("{by} waited {duration:?}"),
+                RunEvent::Retried { by } => format!("{by} retried"),
+                RunEvent::CheckFinished { id, record } => {
+                    format!("finished {} {} {:?}", id.0, record.name, record.outcome)
+                }
+                RunEvent::RunFinished { .. } => "run finished".into(),
+            };
+            lock(&self.0).push(said);
+        }
+    }
+
+    #[test]
+    fn what_the_record_stores_it_tells_its_sinks_in_order() {
+        let heard = std::sync::Arc::new(Heard::default());
+        let record = RunRecord::with_events(EventBus::new(vec![heard.clone()]));
+        record.add_exchange(exchange("auth::valid_key", Some(200)));
+        record.add_wait("auth::valid_key", Duration::from_millis(5));
+        record.mark_flaky("auth::valid_key");
+        record.add_check(
+            CheckId(3),
+            CheckRecord {
+                name: "auth::valid_key".into(),
+                area: "auth".into(),
+                level: Level::Must,
+                outcome: Outcome::Passed,
+                message: String::new(),
+                findings: Vec::new(),
+                drift: Vec::new(),
+                duration: Duration::ZERO,
+                exchanges: vec![0],
+                flaky: true,
+                waited: Duration::from_millis(5),
+            },
+        );
+        assert_eq!(
+            *lock(&heard.0),
+            [
+                "exchange 0 of auth::valid_key",
+                "auth::valid_key waited 5ms",
+                "auth::valid_key retried",
+                "finished 3 auth::valid_key Passed",
+            ]
+        );
+        // An exchange past the check's share is counted, not kept, and not told.
+        for _ in 0..KEPT_FIRST_PER_CHECK {
+            record.add_exchange(exchange("burst", Some(200)));
+        }
+        let told = lock(&heard.0).len();
+        record.add_exchange(exchange("burst", Some(200)));
+        assert_eq!(lock(&heard.0).len(), told);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use crate::checks::{self, Check, Needs};
 use crate::context::{Abort, CheckContext, RunContext, JOB_SETUP};
 use crate::error::AppError;
+use crate::events::{CheckId, RunEvent};
 use crate::finding::{self, Finding};
 use crate::interrupt::Interrupt;
 use crate::record::{CheckRecord, Level, Outcome};
@@ -232,7 +233,9 @@ impl Plan {
             flaky: self.context.record.was_flaky(&planned.name),
             waited: self.context.record.waited(Some(&planned.name)),
         };
-        self.context.record.add_check(record.clone());
+        self.context
+            .record
+            .add_check(CheckId(index), record.clone());
         record
     }
 
@@ -262,19 +265,27 @@ impl Plan {
     /// Record check `index` as ignored without running it (the suite marks it so).
     pub fn record_not_run(&self, index: usize, reason: &str) {
         let planned = &self.checks[index];
-        self.context.record.add_check(CheckRecord {
-            name: planned.name.clone(),
-            area: planned.area.clone(),
-            level: planned.level,
-            outcome: Outcome::Ignored,
-            message: reason.to_string(),
-            findings: Vec::new(),
-            drift: Vec::new(),
-            duration: std::time::Duration::ZERO,
-            exchanges: Vec::new(),
-            flaky: false,
-            waited: std::time::Duration::ZERO,
+        let id = CheckId(index);
+        self.context.record.events().emit(RunEvent::CheckStarted {
+            id,
+            name: &planned.name,
         });
+        self.context.record.add_check(
+            id,
+            CheckRecord {
+                name: planned.name.clone(),
+                area: planned.area.clone(),
+                level: planned.level,
+                outcome: Outcome::Ignored,
+                message: reason.to_string(),
+                findings: Vec::new(),
+                drift: Vec::new(),
+                duration: std::time::Duration::ZERO,
+                exchanges: Vec::new(),
+                flaky: false,
+                waited: std::time::Duration::ZERO,
+            },
+        );
     }
 
     /// Check what the check needs, then run it: alone if it must be, else beside the others.
@@ -349,30 +360,24 @@ impl Plan {
     }
 
     /// One libtest trial per check, each blocking on `runtime` (libtest runs trials on its own
-    /// threads, where no tokio runtime is current).
+    /// threads, where no tokio runtime is current). Each tells the run's sinks when its
+    /// check starts; the record tells them when it finishes.
     /// They come in [`Self::phase_order`]: libtest starts the final phase only once every
     /// other trial has started, so waiting for those to finish can never hold up a thread they
     /// need.
-    pub fn trials(
-        self: &Arc<Self>,
-        runtime: &Handle,
-        observer: Option<Arc<dyn CheckObserver>>,
-    ) -> Vec<Trial> {
+    pub fn trials(self: &Arc<Self>, runtime: &Handle) -> Vec<Trial> {
         self.phase_order()
             .into_iter()
             .map(|index| {
                 let plan = Arc::clone(self);
                 let runtime = runtime.clone();
-                let observer = observer.clone();
                 let planned = &self.checks[index];
                 Trial::ignorable_test(planned.name.clone(), move || {
-                    if let Some(observer) = &observer {
-                        observer.started(&plan.checks[index].name);
-                    }
+                    plan.context.record.events().emit(RunEvent::CheckStarted {
+                        id: CheckId(index),
+                        name: &plan.checks[index].name,
+                    });
                     let record = runtime.block_on(plan.execute(index));
-                    if let Some(observer) = &observer {
-                        observer.finished(&record);
-                    }
                     match record.outcome {
                         Outcome::Passed | Outcome::Warned => Ok(Completion::Completed),
                         Outcome::Ignored => Ok(Completion::ignored_with(record.message)),
@@ -385,13 +390,6 @@ impl Plan {
             })
             .collect()
     }
-}
-
-/// Told as each check starts and as it ends with its record, from the thread that runs it
-/// (the binary's JSON event stream is one).
-pub trait CheckObserver: Send + Sync {
-    fn started(&self, name: &str);
-    fn finished(&self, record: &CheckRecord);
 }
 
 /// Why a check stopped without a verdict, and the harness exchanges that explain it.

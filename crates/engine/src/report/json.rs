@@ -17,6 +17,12 @@ struct Versioned<'a> {
     report: &'a Report,
 }
 
+/// The JSON report, as a run writes it (`ReportPaths`).
+pub const FORMAT: super::Format = super::Format {
+    what: "JSON report",
+    render,
+};
+
 /// The report as pretty-printed JSON, ending with a newline.
 pub fn render(report: &Report) -> String {
     let document = Versioned {

@@ -15,6 +15,12 @@ use crate::record::{Level, Outcome};
 /// Longest `message` attribute; the whole message is the element's text.
 const MESSAGE_ATTRIBUTE_CHARS: usize = 300;
 
+/// The JUnit report, as a run writes it (`ReportPaths`).
+pub const FORMAT: super::Format = super::Format {
+    what: "JUnit report",
+    render,
+};
+
 /// The report as JUnit XML.
 pub fn render(report: &Report) -> String {
     let mut junit = quick_junit::Report::new(format!("apiconform {}", report.suite.name));

@@ -9,6 +9,12 @@ use crate::record::Outcome;
 /// a badly broken target well under GitHub's 1 MiB step-summary limit.
 const CELL_CHARS: usize = 500;
 
+/// The Markdown summary, as a run writes it (`ReportPaths`).
+pub const FORMAT: super::Format = super::Format {
+    what: "Markdown summary",
+    render,
+};
+
 /// The report as GitHub-flavoured Markdown.
 pub fn render(report: &Report) -> String {
     let summary = &report.summary;

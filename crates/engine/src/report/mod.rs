@@ -21,6 +21,7 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
+use crate::events::{EventSink, RunEvent};
 use crate::finding::Finding;
 use crate::record::{Level, Outcome, RunRecord};
 use crate::secrets::Secrets;
@@ -297,16 +298,34 @@ pub fn suite_hash(source: &SuiteSource) -> Result<String, AppError> {
     Ok(format!("sha256:{:x}", Sha256::digest(&text)))
 }
 
-/// Where the user asked for each report.
-#[derive(Clone, Debug, Default)]
-pub struct ReportPaths {
-    pub junit: Option<PathBuf>,
-    pub json: Option<PathBuf>,
-    pub markdown: Option<PathBuf>,
+/// A report file format: its name in messages, and how it renders a report. Each format's
+/// module declares its own (`FORMAT`); a run asks for formats by flag ([`ReportPaths`]).
+#[derive(Debug)]
+pub struct Format {
+    pub what: &'static str,
+    pub render: fn(&Report) -> String,
 }
 
-/// A report format's renderer.
-type Render = fn(&Report) -> String;
+/// Where the user asked for each report, in the order they are written.
+#[derive(Clone, Debug, Default)]
+pub struct ReportPaths(Vec<(&'static Format, PathBuf)>);
+
+impl ReportPaths {
+    /// The reports given a path, each with its format; a format without one is not written.
+    pub fn asked<const N: usize>(paths: [(Option<PathBuf>, &'static Format); N]) -> ReportPaths {
+        ReportPaths(
+            paths
+                .into_iter()
+                .filter_map(|(path, format)| path.map(|path| (format, path)))
+                .collect(),
+        )
+    }
+
+    /// True when any report was asked for.
+    pub fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
 
 /// Render and write each requested report, masked by `secrets`. Every report is attempted;
 /// the errors (one per report that could not be written) come back for the caller to print.
@@ -314,10 +333,11 @@ type Render = fn(&Report) -> String;
 /// created when missing, and the file is opened for writing. A run whose report could not be
 /// written would otherwise be found out only after all its time was spent.
 pub fn prepare_report_paths(paths: &ReportPaths) -> Result<(), AppError> {
-    for (path, what) in paths.named() {
+    for (format, path) in &paths.0 {
         writable(path).map_err(|e| {
             AppError::Config(format!(
-                "cannot write the {what} to {}: {e}",
+                "cannot write the {} to {}: {e}",
+                format.what,
                 path.display()
             ))
         })?;
@@ -339,45 +359,55 @@ fn writable(path: &std::path::Path) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-impl ReportPaths {
-    /// True when any report was asked for.
-    pub fn any(&self) -> bool {
-        self.named().next().is_some()
-    }
-
-    /// Each report asked for, with its name for messages.
-    fn named(&self) -> impl Iterator<Item = (&PathBuf, &'static str)> {
-        [
-            (&self.junit, "JUnit report"),
-            (&self.json, "JSON report"),
-            (&self.markdown, "Markdown summary"),
-        ]
-        .into_iter()
-        .filter_map(|(path, what)| path.as_ref().map(|p| (p, what)))
-    }
-}
-
 pub fn write_reports(report: &Report, paths: &ReportPaths, secrets: &Secrets) -> Vec<AppError> {
-    let formats: [(&Option<PathBuf>, &str, Render); 3] = [
-        (&paths.junit, "JUnit report", junit::render),
-        (&paths.json, "JSON report", json::render),
-        (&paths.markdown, "Markdown summary", markdown::render),
-    ];
-    formats
-        .into_iter()
-        .filter_map(|(path, what, render)| {
-            let path = path.as_ref()?;
+    paths
+        .0
+        .iter()
+        .filter_map(|(format, path)| {
             writable(path)
-                .and_then(|()| std::fs::write(path, secrets.mask(&render(report))))
+                .and_then(|()| std::fs::write(path, secrets.mask(&(format.render)(report))))
                 .err()
                 .map(|e| {
                     AppError::Environment(format!(
-                        "cannot write the {what} to {}: {e}",
+                        "cannot write the {} to {}: {e}",
+                        format.what,
                         path.display()
                     ))
                 })
         })
         .collect()
+}
+
+/// The report files a run was asked for, as a sink: each is written when the run finishes.
+pub struct ReportFiles {
+    paths: ReportPaths,
+    errors: std::sync::Mutex<Vec<AppError>>,
+}
+
+impl ReportFiles {
+    pub fn new(paths: ReportPaths) -> ReportFiles {
+        ReportFiles {
+            paths,
+            errors: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Why reports could not be written, one error per report, once the run has finished.
+    pub fn errors(&self) -> Vec<AppError> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl EventSink for ReportFiles {
+    fn event(&self, event: &RunEvent<'_>) {
+        if let RunEvent::RunFinished { report, secrets } = event {
+            let errors = write_reports(report, &self.paths, secrets);
+            self.errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(errors);
+        }
+    }
 }
 
 /// Seconds as a number with millisecond precision, the unit of every JSON duration.
