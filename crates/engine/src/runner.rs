@@ -417,3 +417,26 @@ fn panic_message(error: tokio::task::JoinError) -> String {
         Err(error) => error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--dry-run` says what each check would do: a kind that sends anything but its suite
+    /// requests must say so itself ([`Check::plan`]), and none of the bundled ones is silent.
+    #[test]
+    fn every_check_of_the_bundled_suites_plans_something() {
+        let flat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites/flat.toml");
+        for suite in [Suite::load(None), Suite::load(Some(&flat))] {
+            let suite = suite.expect("the suite loads");
+            for planned in planned_checks(&suite).expect("the checks build") {
+                assert!(
+                    !planned.check.plan(&suite.settings).is_empty(),
+                    "{} ({}) plans nothing",
+                    planned.name,
+                    suite.name
+                );
+            }
+        }
+    }
+}

@@ -4,9 +4,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{
-    error_code, planned, send_all, status_finding, success, Check, Finding, Findings, Needs,
-};
+use super::{error_code, send_all, status_finding, success, Check, Finding, Findings};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::secrets::contains_bytes;
@@ -22,12 +20,8 @@ pub struct AuthAccepted {
 }
 
 impl Check for AuthAccepted {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -62,12 +56,8 @@ fn unauthorized() -> StatusSet {
 }
 
 impl Check for AuthRejected {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -137,12 +127,8 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for CrossTenant {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -179,12 +165,8 @@ impl Check for SecretNotEchoed {
         true
     }
 
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

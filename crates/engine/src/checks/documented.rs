@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 
 use super::schema::judge_schema;
-use super::{planned, status_finding, success, Check, Finding, Findings, Needs};
+use super::{status_finding, success, Check, Finding, Findings};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
 use crate::schemas::SchemaSet;
@@ -31,12 +31,8 @@ pub struct DocumentedResponse {
 }
 
 impl Check for DocumentedResponse {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn schemas(&self, _settings: &Settings) -> Vec<String> {

@@ -6,8 +6,8 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 
 use super::{
-    client_input_severity, envelope_findings, planned, refusal_body_findings, send_all,
-    status_finding, Check, Findings, Needs,
+    client_input_severity, envelope_findings, refusal_body_findings, send_all, status_finding,
+    Check, Findings, Needs,
 };
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
@@ -25,12 +25,8 @@ pub struct ErrorEnvelope {
 }
 
 impl Check for ErrorEnvelope {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn schemas(&self, settings: &Settings) -> Vec<String> {
@@ -77,12 +73,8 @@ fn not_found() -> StatusSet {
 }
 
 impl Check for NotFound {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn schemas(&self, settings: &Settings) -> Vec<String> {
@@ -214,12 +206,8 @@ pub struct InvalidRequest {
 }
 
 impl Check for InvalidRequest {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn schemas(&self, settings: &Settings) -> Vec<String> {

@@ -5,10 +5,10 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{planned, send_all, Check, Finding, Findings, Needs};
+use super::{send_all, Check, Finding, Findings};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
-use crate::suite::{RequestSpec, Settings};
+use crate::suite::RequestSpec;
 
 /// Each response to `requests` carries `header`, once, with the value `expect` (any
 /// non-empty value when the suite gives none).
@@ -21,12 +21,8 @@ pub struct ResponseHeader {
 }
 
 impl Check for ResponseHeader {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

@@ -106,11 +106,22 @@ impl Needs {
 
 /// One check kind, configured.
 pub trait Check: Send + Sync {
+    /// The suite's requests it sends as written, for a kind that sends a list of them: what
+    /// it needs and its plan follow from them unless it says otherwise. A kind that sends
+    /// anything else says both itself.
+    fn requests(&self) -> &[RequestSpec] {
+        &[]
+    }
+
     /// What it needs to run; `settings` matters to kinds whose requests the suite shares.
-    fn needs(&self, settings: &Settings) -> Needs;
+    fn needs(&self, _settings: &Settings) -> Needs {
+        Needs::of(self.requests())
+    }
 
     /// The requests it would send, one line each, side effects marked (for `--dry-run`).
-    fn plan(&self, settings: &Settings) -> Vec<String>;
+    fn plan(&self, _settings: &Settings) -> Vec<String> {
+        planned(self.requests())
+    }
 
     /// Schema names it validates against, so a missing schema is caught at load time.
     fn schemas(&self, _settings: &Settings) -> Vec<String> {

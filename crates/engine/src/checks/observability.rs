@@ -21,12 +21,8 @@ pub struct ErrorRequestId {
 }
 
 impl Check for ErrorRequestId {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -75,12 +71,8 @@ pub struct RequestIdHeader {
 }
 
 impl Check for RequestIdHeader {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {
@@ -222,12 +214,8 @@ pub struct RequestIdConsistent {
 }
 
 impl Check for RequestIdConsistent {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

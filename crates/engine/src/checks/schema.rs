@@ -23,12 +23,8 @@ pub struct ResponseSchema {
 }
 
 impl Check for ResponseSchema {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn schemas(&self, _settings: &Settings) -> Vec<String> {
@@ -95,12 +91,8 @@ pub struct JobIdentity {
 }
 
 impl Check for JobIdentity {
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned([&self.request])
-    }
-
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of([&self.request])
+    fn requests(&self) -> &[RequestSpec] {
+        std::slice::from_ref(&self.request)
     }
 
     fn run<'a>(&'a self, cx: &'a CheckContext<'a>) -> BoxFuture<'a, Result<Findings, Abort>> {

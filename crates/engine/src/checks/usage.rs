@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::schema::judge_schema;
 use super::{
-    client_input_severity, planned, refusal_body_findings, send_all, success, Check, Finding,
-    Findings, Needs,
+    client_input_severity, refusal_body_findings, send_all, success, Check, Finding, Findings,
+    Needs,
 };
 use crate::client::{Outgoing, Response};
 use crate::context::{Abort, CheckContext};
@@ -155,12 +155,8 @@ pub struct OutOfRange {
 }
 
 impl Check for OutOfRange {
-    fn needs(&self, _settings: &Settings) -> Needs {
-        Needs::of(&self.requests)
-    }
-
-    fn plan(&self, _settings: &Settings) -> Vec<String> {
-        planned(&self.requests)
+    fn requests(&self) -> &[RequestSpec] {
+        &self.requests
     }
 
     fn schemas(&self, settings: &Settings) -> Vec<String> {
