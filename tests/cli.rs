@@ -113,6 +113,8 @@ fn bad_suite_contents_are_located_usage_errors() {
         ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_rejected\"\nrequest = { path = \"/v1/jobs\" }\n\nexpect_stat = [401]\n", "7:1: check `a::b`: unknown field `expect_stat`"),
         ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/jobs/{job_id\" }\n", "5:13: check `a::b`: path `/v1/jobs/{job_id` has a `{` at character 10 that is never closed"),
         ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { path = \"/v1/jobs/job_id}\" }\n", "has a stray `}`"),
+        // A method is parsed as the suite loads, not when the request is sent.
+        ("name = \"x\"\n[[check]]\nname = \"a::b\"\nkind = \"auth_accepted\"\nrequest = { method = \"GE T\", path = \"/v1/jobs\" }\n", "5:13: check `a::b`: `GE T` is not an HTTP method"),
         // Semantic errors in the settings point at the key too.
         ("name = \"x\"\n\n[target]\nprobe_path = \"health\"\n", "4:1: [target] probe_path: path `health` must start with `/`"),
         ("name = \"x\"\n[target]\ntimeout_seconds = 5.0\nrequests_per_second = 0.0\n", "4:1: [target] requests_per_second must be a positive number"),

@@ -225,7 +225,7 @@ async fn a_raw_body_is_sent_and_recorded_as_is() {
     )
     .unwrap();
     let mut request = Outgoing::get("/v1/jobs");
-    request.method = "POST".into();
+    request.method = reqwest::Method::POST;
     request.raw_body = Some(RAW.into());
     let response = client
         .send("test", &request, SendOptions::default())

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::hints::{self, Backoff};
@@ -172,7 +173,7 @@ impl Default for SendOptions {
 /// A request ready to send: the path is already filled in.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    pub method: String,
+    pub method: Method,
     pub path: String,
     pub credential: Credential,
     pub body: Option<Value>,
@@ -197,7 +198,7 @@ impl Outgoing {
 
     pub fn get(path: impl Into<String>) -> Outgoing {
         Outgoing {
-            method: "GET".into(),
+            method: Method::GET,
             path: path.into(),
             credential: Credential::Valid,
             body: None,
@@ -701,7 +702,7 @@ impl HttpClient {
                 Err(error) => error.is_transport(),
                 Ok(response) => matches!(response.status, 502..=504),
             };
-            let safe = matches!(request.method.as_str(), "GET" | "HEAD");
+            let safe = request.method == Method::GET || request.method == Method::HEAD;
             if transient
                 && safe
                 && options.retry
@@ -961,7 +962,7 @@ impl HttpClient {
                 max_body_bytes: self.settings.target.max_body_bytes,
                 timeout_seconds: self.settings.target.timeout_seconds,
             }),
-            method: request.method.clone(),
+            method: request.method.to_string(),
             url: self.secrets.mask(&url),
             headers,
             body: request.body_text().map(|b| self.secrets.mask(&b)),
@@ -1216,7 +1217,7 @@ impl HttpClient {
         let mut exchange = Exchange {
             id: 0,
             check: check.to_string(),
-            method: request.method.clone(),
+            method: request.method.to_string(),
             url: self.secrets.mask(&url),
             request_headers,
             request_body: request.body_text().map(|b| self.secrets.mask(&b)),
@@ -1329,11 +1330,9 @@ impl HttpClient {
     }
 
     fn build(&self, url: &str, request: &Outgoing) -> Result<reqwest::Request, String> {
-        let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("`{}` is not an HTTP method", request.method))?;
         let mut builder = self
             .http
-            .request(method, url)
+            .request(request.method.clone(), url)
             .header("X-Apiconform-Run-Id", &self.config.run_id);
         if let Some(key) = self.credential_value(request.credential) {
             let mut value = HeaderValue::from_str(&format!("{}{key}", self.settings.auth.prefix))

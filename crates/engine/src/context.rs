@@ -314,7 +314,7 @@ impl<'a> CheckContext<'a> {
             path = path.fill("unknown_job_id", &self.run.unknown_job_id);
         }
         Outgoing {
-            method: spec.method.to_ascii_uppercase(),
+            method: spec.method.clone(),
             path: path.0,
             credential: spec.credential,
             body: spec.body.clone(),

@@ -44,7 +44,7 @@ impl JobSettings {
     /// `POST create_path` with `body`.
     pub fn create_request(&self, body: Value) -> Outgoing {
         let mut request = Outgoing::get(self.create_path.clone());
-        request.method = "POST".into();
+        request.method = reqwest::Method::POST;
         request.body = Some(body);
         request
     }
@@ -60,7 +60,7 @@ impl JobSettings {
     pub fn start_request(&self, job_id: &str) -> Outgoing {
         let mut request =
             Outgoing::get(self.start_path.replace("{job_id}", &encode_segment(job_id)));
-        request.method = "POST".into();
+        request.method = reqwest::Method::POST;
         request.body = Some(Value::Object(Default::default()));
         request.job_id = Some(job_id.to_string());
         request

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use reqwest::Method;
 use serde::Deserialize;
 
 use crate::error::{config_error, AppError};
@@ -791,8 +792,9 @@ pub enum Credential {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
-    #[serde(default = "default_method")]
-    pub method: String,
+    /// Parsed once, as the suite loads: a name that is not a method is an error at its line.
+    #[serde(default = "get_method", deserialize_with = "http_method")]
+    pub method: Method,
     pub path: PathTemplate,
     #[serde(default)]
     pub credential: Credential,
@@ -806,15 +808,23 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
 }
 
-fn default_method() -> String {
-    "GET".into()
+/// A request without a method is a GET.
+fn get_method() -> Method {
+    Method::GET
+}
+
+/// A method as a suite writes it, in any case (`get` is GET).
+fn http_method<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Method, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an HTTP method")))
 }
 
 impl RequestSpec {
     /// A GET with the valid key.
     pub fn get(path: &str) -> RequestSpec {
         RequestSpec {
-            method: "GET".into(),
+            method: Method::GET,
             path: PathTemplate(path.into()),
             credential: Credential::Valid,
             body: None,
@@ -825,10 +835,7 @@ impl RequestSpec {
 
     /// True for methods with side effects (they need `--allow-writes`).
     pub fn writes(&self) -> bool {
-        !matches!(
-            self.method.to_ascii_uppercase().as_str(),
-            "GET" | "HEAD" | "OPTIONS"
-        )
+        !self.method.is_safe()
     }
 
     /// How the request is described in messages, without secrets.

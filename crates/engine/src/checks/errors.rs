@@ -246,7 +246,7 @@ fn input_of(request: &RequestSpec) -> String {
         (None, None) => "no body".into(),
     };
     let shown: String = body.chars().take(80).collect();
-    format!("{} {}", request.method.to_ascii_uppercase(), shown)
+    format!("{} {}", request.method, shown)
 }
 
 /// The refusal of invalid input: the status (a 5xx said to be one), then the body.

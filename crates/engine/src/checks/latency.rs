@@ -61,7 +61,7 @@ impl Check for Latency {
                     Err(other) => return Err(other),
                 }
             }
-            let method = self.request.method.to_ascii_uppercase();
+            let method = self.request.method.as_str();
             let mut times = Vec::new();
             let mut measured = Vec::new();
             let mut timeouts = Vec::new();

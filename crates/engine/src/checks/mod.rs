@@ -531,9 +531,9 @@ async fn unfetchable(
 ) -> Result<Option<Finding>, Abort> {
     let mut last = String::new();
     let mut finding = Finding::new(rule, "");
-    for method in ["HEAD", "GET"] {
+    for method in [reqwest::Method::HEAD, reqwest::Method::GET] {
         let mut request = Outgoing::get(url);
-        request.method = method.into();
+        request.method = method;
         request.credential = Credential::Missing;
         match cx
             .client()

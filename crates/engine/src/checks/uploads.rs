@@ -49,7 +49,7 @@ fn sample_part(settings: &UploadSettings, filename: &str, content_type: Option<&
 /// `POST [uploads] path` with `part` as the multipart body.
 fn upload_request(settings: &UploadSettings, part: FilePart) -> Outgoing {
     let mut request = Outgoing::get(settings.path.clone());
-    request.method = "POST".into();
+    request.method = reqwest::Method::POST;
     request.file = Some(part);
     request
 }
