@@ -5,12 +5,14 @@
 //! judges one aspect of the same report.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::client::{Prepared, Response, SendOptions, TransportError};
+use crate::client::{
+    AbortOnDrop, FailureKind, HttpClient, Prepared, Response, SendOptions, TransportError,
+};
 use crate::context::{Abort, CheckContext};
 use crate::hints::{self, RateLimitInfo, RetryAfter};
 use crate::lanes::Lane;
@@ -145,10 +147,10 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
         "burst: up to {cap} requests, {concurrency} at a time, until the first 429"
     ));
     // Built once, sent `cap` times: the lean path parses and records only what is judged.
-    let prepared = client.prepare(&outgoing);
+    let prepared = client.prepare(&outgoing).map(Arc::new);
     let results = match &prepared {
         Ok(prepared) if prepared.has_lanes() => {
-            on_lanes(cx, prepared, cap, concurrency, &stop, started).await
+            on_lanes(cx, Arc::clone(prepared), cap, concurrency, started).await
         }
         _ => {
             stream::iter(0..cap)
@@ -214,42 +216,87 @@ fn stop_on_harm(stop: &AtomicBool, result: &Result<Response, TransportError>) {
 }
 
 /// The burst on `concurrency` lanes, each one connection sending its requests one after
-/// another (see [`crate::lanes`]), until `cap` requests were sent or one lane stops them all.
-/// The results come in the order they completed: a response when its head arrived (a lane
-/// may read its body and be recorded a little later than another's), a transport error when
-/// it happened.
+/// another (see [`crate::lanes`]) in a task of its own, so the lanes spread over the runtime's
+/// threads as a load tool's workers do, until `cap` requests were sent or one lane stops them
+/// all. The results come in the order they completed: a response when its head arrived (a
+/// lane may read its body and be recorded a little later than another's), a transport error
+/// when it happened.
 async fn on_lanes(
     cx: &CheckContext<'_>,
-    prepared: &Prepared,
+    prepared: Arc<Prepared>,
     cap: u32,
     concurrency: u32,
-    stop: &AtomicBool,
     started: Instant,
 ) -> Vec<Result<Response, TransportError>> {
-    let issued = AtomicU32::new(0);
-    let results = Mutex::new(Vec::with_capacity(cap.min(100_000) as usize));
-    let lanes = (0..concurrency.clamp(1, cap.max(1))).map(|_| async {
-        let mut lane = Lane::default();
-        while !stop.load(Ordering::Relaxed)
-            && started.elapsed() <= BURST_TIME_LIMIT
-            && issued.fetch_add(1, Ordering::Relaxed) < cap
-        {
-            let result = cx.client().send_on_lane(cx.name, prepared, &mut lane).await;
-            stop_on_harm(stop, &result);
-            let completed = match &result {
-                Ok(response) => response.received_at,
-                Err(_) => SystemTime::now(),
-            };
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((completed, result));
-        }
+    let burst = Arc::new(LaneBurst {
+        client: cx.shared_client(),
+        check: cx.name.to_string(),
+        prepared,
+        cap,
+        started,
+        stop: AtomicBool::new(false),
+        issued: AtomicU32::new(0),
+        results: Mutex::new(Vec::with_capacity(cap.min(100_000) as usize)),
     });
-    futures_util::future::join_all(lanes).await;
-    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Aborted if the burst is dropped (the deadline, an interrupt): no lane outlives it.
+    let lanes: Vec<AbortOnDrop<()>> = (0..concurrency.clamp(1, cap.max(1)))
+        .map(|_| AbortOnDrop(tokio::spawn(Arc::clone(&burst).drive_lane())))
+        .collect();
+    for lane in lanes {
+        if let Err(error) = lane.await {
+            burst.push(Err(TransportError {
+                request_line: burst.prepared.request_line().to_string(),
+                cause: format!("a burst lane's task ended: {error}"),
+                kind: FailureKind::Transport,
+            }));
+        }
+    }
+    let mut results = std::mem::take(&mut *burst.results.lock().unwrap_or_else(|p| p.into_inner()));
     results.sort_by_key(|(completed, _)| *completed);
     results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// What the lanes of one burst share: the request, the count and the results.
+struct LaneBurst {
+    client: Arc<HttpClient>,
+    check: String,
+    prepared: Arc<Prepared>,
+    cap: u32,
+    started: Instant,
+    stop: AtomicBool,
+    /// Requests taken by the lanes so far (one more than sent once the cap is reached).
+    issued: AtomicU32,
+    /// Each result with the moment it completed.
+    results: Mutex<Vec<(SystemTime, Result<Response, TransportError>)>>,
+}
+
+impl LaneBurst {
+    /// One lane: send on its own connection until the cap, the time limit or a stop.
+    async fn drive_lane(self: Arc<Self>) {
+        let mut lane = Lane::default();
+        while !self.stop.load(Ordering::Relaxed)
+            && self.started.elapsed() <= BURST_TIME_LIMIT
+            && self.issued.fetch_add(1, Ordering::Relaxed) < self.cap
+        {
+            let result = self
+                .client
+                .send_on_lane(&self.check, &self.prepared, &mut lane)
+                .await;
+            stop_on_harm(&self.stop, &result);
+            self.push(result);
+        }
+    }
+
+    fn push(&self, result: Result<Response, TransportError>) {
+        let completed = match &result {
+            Ok(response) => response.received_at,
+            Err(_) => SystemTime::now(),
+        };
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((completed, result));
+    }
 }
 
 /// Wait as `limited` hints (or the documented schedule), retry, and repeat until a success

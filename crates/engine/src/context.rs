@@ -46,7 +46,8 @@ pub struct RunOptions {
 pub struct RunContext {
     pub suite: Suite,
     pub schemas: SchemaSet,
-    pub client: HttpClient,
+    /// Shared, so work spawned as tasks of its own (the burst's lanes) can hold it.
+    pub client: Arc<HttpClient>,
     pub record: Arc<RunRecord>,
     pub options: RunOptions,
     /// A job id that no server has, fresh for each run.
@@ -98,7 +99,7 @@ impl RunContext {
         RunContext {
             suite,
             schemas,
-            client,
+            client: Arc::new(client),
             record,
             options,
             unknown_job_id: format!("apiconform-no-such-job-{:016x}", rand::random::<u64>()),
@@ -302,6 +303,11 @@ impl<'a> CheckContext<'a> {
 
     pub fn client(&self) -> &HttpClient {
         &self.run.client
+    }
+
+    /// The run's client as a handle that a spawned task can keep.
+    pub fn shared_client(&self) -> Arc<HttpClient> {
+        Arc::clone(&self.run.client)
     }
 
     /// `spec` with its placeholders filled in, ready to send.
