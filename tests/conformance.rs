@@ -17,6 +17,20 @@ async fn conforming_server_passes_every_check() {
     .await
     .expect("the run finishes in time");
     support::assert_every_check_passed(&outcomes, "the conforming server");
+    // The reference server sends only fields the schemas declare: a newcomer's first run
+    // shows no drift.
+    let drift: Vec<String> = outcomes
+        .values()
+        .flat_map(|c| {
+            c.drift
+                .iter()
+                .map(move |d| format!("{}: {}", c.name, d.message))
+        })
+        .collect();
+    assert!(
+        drift.is_empty(),
+        "drift against the reference server: {drift:#?}"
+    );
 }
 
 /// The default suite's matrix: the shared rows, and those of what only the standard dialect

@@ -30,16 +30,107 @@ pub struct BurstReport {
     pub cap: u32,
     pub concurrency: u32,
     pub elapsed: Duration,
-    /// Responses in the order they completed. A 2xx carries only the headers the checks judge
-    /// (rate limits, Retry-After, request id) and no body; any other response is whole.
-    pub responses: Vec<Response>,
-    /// Transport errors, in the order they happened.
+    /// Every response, in the order its head arrived, as the judges need it: a few fixed-size
+    /// fields each, so a burst of 100,000 costs a few megabytes.
+    pub observed: Vec<Observed>,
+    /// Whole, in the same order: every 429 and 5xx (they stop the burst, so there are few) and
+    /// the first [`KEPT_WHOLE_OTHERS`] other responses that are not a 2xx.
+    pub kept: Vec<Response>,
+    /// Transport errors, in the order they happened (each stops the burst).
     pub transport_errors: Vec<String>,
     /// How many responses had completed when the first 429 arrived (1-based), if one did.
     pub first_limited_after: Option<usize>,
     pub recovery: Option<Recovery>,
     /// Exchanges of the burst the run record counted but did not keep (it keeps a bounded
     /// share of each check's, see [`crate::record::KEPT_FIRST_PER_CHECK`]).
+    pub exchanges_not_kept: usize,
+}
+
+/// Of the burst's responses that are neither a 2xx, a 429 nor a 5xx (which do not stop it: a
+/// burst of 404s), this many are kept whole.
+pub const KEPT_WHOLE_OTHERS: usize = 100;
+
+/// A finding about the burst as a whole cites at most this many of its exchanges: the record
+/// keeps no more of a check's ordinary ones.
+pub const CITED_AT_MOST: usize = crate::record::KEPT_FIRST_PER_CHECK;
+
+/// One response of the burst, as the judges read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub status: u16,
+    /// Index of the exchange in the run record.
+    pub exchange: usize,
+    /// No later than the request went out. The server counted the request between this and
+    /// `received_at`, so of two responses, the one sent after the other arrived was counted
+    /// after it, however the lanes were scheduled.
+    pub sent_at: SystemTime,
+    /// When the response head arrived.
+    pub received_at: SystemTime,
+    /// Its RateLimit headers, in whichever form.
+    pub rate_limit: Option<RateLimitInfo>,
+}
+
+impl Observed {
+    pub fn of(response: &Response) -> Observed {
+        Observed {
+            status: response.status,
+            exchange: response.exchange,
+            sent_at: response
+                .received_at
+                .checked_sub(response.elapsed)
+                .unwrap_or(response.received_at),
+            received_at: response.received_at,
+            rate_limit: rate_limit_info(response),
+        }
+    }
+
+    /// `GET /v1/jobs/x -> 200 (exchange 12)`, for messages (the exchange's evidence has the
+    /// rest).
+    pub fn label(&self, request: &str) -> String {
+        format!("{request} -> {} (exchange {})", self.status, self.exchange)
+    }
+}
+
+/// What the burst keeps of its results as they come (see [`BurstReport::observed`]).
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    observed: Vec<Observed>,
+    kept: Vec<Response>,
+    /// Kept responses that are not a 429 or a 5xx.
+    kept_others: usize,
+    transport_errors: Vec<String>,
+}
+
+impl Collected {
+    pub(crate) fn with_capacity(responses: usize) -> Collected {
+        Collected {
+            observed: Vec::with_capacity(responses),
+            ..Collected::default()
+        }
+    }
+
+    pub(crate) fn push(&mut self, result: Result<Response, TransportError>) {
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => return self.transport_errors.push(error.to_string()),
+        };
+        self.observed.push(Observed::of(&response));
+        let stops = response.status == 429 || response.status >= 500;
+        if stops {
+            self.kept.push(response);
+        } else if !response.is_success() && self.kept_others < KEPT_WHOLE_OTHERS {
+            self.kept_others += 1;
+            self.kept.push(response);
+        }
+    }
+}
+
+/// How a burst went, before its report is assembled.
+pub(crate) struct BurstRun {
+    pub request: String,
+    pub cap: u32,
+    pub concurrency: u32,
+    pub elapsed: Duration,
     pub exchanges_not_kept: usize,
 }
 
@@ -63,9 +154,42 @@ impl Recovery {
 }
 
 impl BurstReport {
+    /// The report of `run`, whose results are `collected`: responses put in the order their
+    /// heads arrived (the lanes push them as they are scheduled).
+    pub(crate) fn new(run: BurstRun, collected: Collected) -> BurstReport {
+        let Collected {
+            mut observed,
+            mut kept,
+            transport_errors,
+            ..
+        } = collected;
+        observed.sort_by_key(|o| o.received_at);
+        kept.sort_by_key(|r| r.received_at);
+        let first_limited_after = observed.iter().position(|o| o.status == 429).map(|i| i + 1);
+        BurstReport {
+            request: run.request,
+            sent: (observed.len() + transport_errors.len()) as u32,
+            cap: run.cap,
+            concurrency: run.concurrency,
+            elapsed: run.elapsed,
+            observed,
+            kept,
+            transport_errors,
+            first_limited_after,
+            recovery: None,
+            exchanges_not_kept: run.exchanges_not_kept,
+        }
+    }
+
     /// The first 429 of the burst.
     pub fn limited(&self) -> Option<&Response> {
-        self.responses.iter().find(|r| r.status == 429)
+        self.kept.iter().find(|r| r.status == 429)
+    }
+
+    /// The burst's exchanges a finding about it as a whole cites: the first
+    /// [`CITED_AT_MOST`].
+    pub fn cited(&self) -> impl Iterator<Item = usize> + '_ {
+        self.observed.iter().take(CITED_AT_MOST).map(|o| o.exchange)
     }
 
     /// Requests per second actually achieved.
@@ -98,13 +222,11 @@ impl BurstReport {
         )
     }
 
-    /// The rate-limit headers of each response, in completion order.
-    pub fn rate_limit_infos(&self) -> Vec<(usize, RateLimitInfo)> {
-        self.responses
+    /// The responses that carried RateLimit headers, with them, in arrival order.
+    pub fn rate_limit_infos(&self) -> impl Iterator<Item = (&Observed, &RateLimitInfo)> {
+        self.observed
             .iter()
-            .enumerate()
-            .filter_map(|(i, r)| rate_limit_info(r).map(|info| (i, info)))
-            .collect()
+            .filter_map(|o| o.rate_limit.as_ref().map(|info| (o, info)))
     }
 }
 
@@ -148,7 +270,7 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
     ));
     // Built once, sent `cap` times: the lean path parses and records only what is judged.
     let prepared = client.prepare(&outgoing).map(Arc::new);
-    let results = match &prepared {
+    let collected = match &prepared {
         Ok(prepared) if prepared.has_lanes() => {
             on_lanes(cx, Arc::clone(prepared), cap, concurrency, started).await
         }
@@ -169,40 +291,35 @@ pub async fn run(cx: &CheckContext<'_>) -> Result<BurstReport, Abort> {
                     }
                 })
                 .buffer_unordered(concurrency as usize)
-                .filter_map(|r| async move { r })
-                .collect()
+                .fold(
+                    Collected::with_capacity(expected_responses(cap)),
+                    |mut collected, result| async move {
+                        if let Some(result) = result {
+                            collected.push(result);
+                        }
+                        collected
+                    },
+                )
                 .await
         }
     };
-    let elapsed = started.elapsed();
-    let mut responses = Vec::new();
-    let mut transport_errors = Vec::new();
-    for result in results {
-        match result {
-            Ok(response) => responses.push(response),
-            Err(error) => transport_errors.push(error.to_string()),
-        }
-    }
-    let first_limited_after = responses
-        .iter()
-        .position(|r| r.status == 429)
-        .map(|i| i + 1);
-    let mut report = BurstReport {
+    let run = BurstRun {
         request: spec.describe(),
-        sent: (responses.len() + transport_errors.len()) as u32,
         cap,
         concurrency,
-        elapsed,
-        responses,
-        transport_errors,
-        first_limited_after,
-        recovery: None,
+        elapsed: started.elapsed(),
         exchanges_not_kept: cx.run.record.exchanges_not_kept(cx.name),
     };
+    let mut report = BurstReport::new(run, collected);
     if let Some(limited) = report.limited().cloned() {
         report.recovery = Some(recover(cx, &outgoing, limited).await);
     }
     Ok(report)
+}
+
+/// Room for the responses a burst of `cap` expects, not beyond what any burst may send.
+fn expected_responses(cap: u32) -> usize {
+    cap.min(100_000) as usize
 }
 
 /// Stop at the first 429, and at any sign of harm (5xx, transport error).
@@ -218,16 +335,14 @@ fn stop_on_harm(stop: &AtomicBool, result: &Result<Response, TransportError>) {
 /// The burst on `concurrency` lanes, each one connection sending its requests one after
 /// another (see [`crate::lanes`]) in a task of its own, so the lanes spread over the runtime's
 /// threads as a load tool's workers do, until `cap` requests were sent or one lane stops them
-/// all. The results come in the order they completed: a response when its head arrived (a
-/// lane may read its body and be recorded a little later than another's), a transport error
-/// when it happened.
+/// all.
 async fn on_lanes(
     cx: &CheckContext<'_>,
     prepared: Arc<Prepared>,
     cap: u32,
     concurrency: u32,
     started: Instant,
-) -> Vec<Result<Response, TransportError>> {
+) -> Collected {
     let burst = Arc::new(LaneBurst {
         client: cx.shared_client(),
         check: cx.name.to_string(),
@@ -236,7 +351,7 @@ async fn on_lanes(
         started,
         stop: AtomicBool::new(false),
         issued: AtomicU32::new(0),
-        results: Mutex::new(Vec::with_capacity(cap.min(100_000) as usize)),
+        collected: Mutex::new(Collected::with_capacity(expected_responses(cap))),
     });
     // Aborted if the burst is dropped (the deadline, an interrupt): no lane outlives it.
     let lanes: Vec<AbortOnDrop<()>> = (0..concurrency.clamp(1, cap.max(1)))
@@ -251,9 +366,8 @@ async fn on_lanes(
             }));
         }
     }
-    let mut results = std::mem::take(&mut *burst.results.lock().unwrap_or_else(|p| p.into_inner()));
-    results.sort_by_key(|(completed, _)| *completed);
-    results.into_iter().map(|(_, result)| result).collect()
+    let collected = std::mem::take(&mut *burst.collected.lock().unwrap_or_else(|p| p.into_inner()));
+    collected
 }
 
 /// What the lanes of one burst share: the request, the count and the results.
@@ -266,8 +380,7 @@ struct LaneBurst {
     stop: AtomicBool,
     /// Requests taken by the lanes so far (one more than sent once the cap is reached).
     issued: AtomicU32,
-    /// Each result with the moment it completed.
-    results: Mutex<Vec<(SystemTime, Result<Response, TransportError>)>>,
+    collected: Mutex<Collected>,
 }
 
 impl LaneBurst {
@@ -288,14 +401,10 @@ impl LaneBurst {
     }
 
     fn push(&self, result: Result<Response, TransportError>) {
-        let completed = match &result {
-            Ok(response) => response.received_at,
-            Err(_) => SystemTime::now(),
-        };
-        self.results
+        self.collected
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((completed, result));
+            .push(result);
     }
 }
 
@@ -353,4 +462,48 @@ async fn recover(
         }
     }
     recovery
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> BurstRun {
+        BurstRun {
+            request: "GET /test".into(),
+            cap: 1000,
+            concurrency: 4,
+            elapsed: Duration::from_millis(10),
+            exchanges_not_kept: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_burst_keeps_few_responses_whole() {
+        let mut collected = Collected::default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let statuses = (0..500)
+            .map(|_| 200)
+            .chain((0..150).map(|_| 404))
+            .chain([503, 429]);
+        for (i, status) in statuses.enumerate() {
+            let mut response = Response::for_test(status, &[("X-RateLimit-Remaining", "3")], "");
+            response.exchange = i;
+            // Pushed in reverse: the report puts them in the order they arrived.
+            response.received_at = start - Duration::from_millis(i as u64);
+            collected.push(Ok(response));
+        }
+        let report = BurstReport::new(run(), collected);
+        assert_eq!(report.sent, 652);
+        assert_eq!(report.observed.len(), 652);
+        assert_eq!(report.observed[0].exchange, 651, "the 429 arrived first");
+        assert_eq!(report.first_limited_after, Some(1));
+        let kept: Vec<u16> = report.kept.iter().map(|r| r.status).collect();
+        assert_eq!(kept.len(), 2 + KEPT_WHOLE_OTHERS);
+        assert_eq!(kept[..2], [429, 503]);
+        assert!(kept[2..].iter().all(|s| *s == 404));
+        assert_eq!(report.limited().map(|r| r.exchange), Some(651));
+        assert_eq!(report.cited().count(), CITED_AT_MOST);
+        assert_eq!(report.rate_limit_infos().count(), 652);
+    }
 }

@@ -6,9 +6,12 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 
 use super::{envelope_findings, error_code, Check, Finding, Findings, Needs};
-use crate::burst::{rate_limit_info, retry_after, BurstReport, Recovery};
+use std::time::Duration;
+
+use crate::burst::{rate_limit_info, retry_after, BurstReport, Observed, Recovery};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
+use crate::hints::RateLimitInfo;
 use crate::schemas::SchemaSet;
 use crate::suite::{RequestSpec, Settings};
 
@@ -102,11 +105,7 @@ fn judge_limited(
     report: &BurstReport,
 ) -> Result<Findings, Abort> {
     let mut findings = Vec::new();
-    let server_errors: Vec<&Response> = report
-        .responses
-        .iter()
-        .filter(|r| r.status >= 500)
-        .collect();
+    let server_errors: Vec<&Response> = report.kept.iter().filter(|r| r.status >= 500).collect();
     if !server_errors.is_empty() {
         let labels: Vec<String> = server_errors.iter().take(3).map(|r| r.label()).collect();
         let message = format!(
@@ -139,7 +138,7 @@ fn judge_limited(
         None => {
             let advertised = report
                 .rate_limit_infos()
-                .first()
+                .next()
                 .and_then(|(_, info)| info.limit.or(info.remaining))
                 .map(|n| format!(" (the server advertises a limit of {n})"))
                 .unwrap_or_default();
@@ -151,7 +150,7 @@ fn judge_limited(
                 Finding::new("rate_limit.no_429", message)
                     .expected(format!("a 429 within {} requests", report.cap))
                     .actual("none")
-                    .cites_all(&report.responses),
+                    .cites_exchanges(report.cited()),
             );
         }
         Some(limited) => {
@@ -261,14 +260,13 @@ fn judge_hints(
             }
         }
     }
-    let infos = report.rate_limit_infos();
-    if infos.is_empty() {
+    if report.rate_limit_infos().next().is_none() {
         findings.push(
             Finding::new(
                 "rate_limit.headers_missing",
                 "no RateLimit headers in any recognised form (X-RateLimit-*, RateLimit-*, RateLimit + RateLimit-Policy) on the burst's responses",
             )
-            .cites_all(&report.responses),
+            .cites_exchanges(report.cited()),
         );
     }
     if let Some(info) = rate_limit_info(limited) {
@@ -284,40 +282,13 @@ fn judge_hints(
             );
         }
     }
-    // Responses complete out of order by up to `concurrency`, and buckets refill: only a rise
-    // beyond both is a counter that goes up within its window.
+    findings.extend(remaining_rose(report));
+    // A lane answers one request at a time: at most `concurrency` responses counted before
+    // the 429 arrived after it.
     let slack = u64::from(report.concurrency);
-    let mut lowest: Option<(u64, usize)> = None;
-    for (index, info) in &infos {
-        let Some(remaining) = info.remaining else {
-            continue;
-        };
-        if let Some((low, at)) = lowest {
-            let refill = refill_allowance(info, report);
-            if remaining > low + slack + refill {
-                let rose = &report.responses[*index];
-                let message = format!(
-                    "remaining rose from {low} to {remaining} during the burst (response {} of {}), in {}",
-                    index + 1,
-                    report.responses.len(),
-                    rose.label()
-                );
-                findings.push(
-                    Finding::new("rate_limit.remaining_rose", message)
-                        .expected(format!("at most {}", low + slack + refill))
-                        .actual(remaining)
-                        .cites(&report.responses[at])
-                        .cites(rose),
-                );
-                break;
-            }
-        }
-        if lowest.is_none_or(|(low, _)| remaining < low) {
-            lowest = Some((remaining, *index));
-        }
-    }
-    if let (Some((first_index, first)), Some(after)) = (infos.first(), report.first_limited_after) {
-        let first_response = &report.responses[*first_index];
+    if let (Some((first_response, first)), Some(after)) =
+        (report.rate_limit_infos().next(), report.first_limited_after)
+    {
         let after = after as u64;
         if let Some(remaining) = first.remaining {
             if remaining > after + slack {
@@ -328,13 +299,13 @@ fn judge_hints(
                     Finding::new("rate_limit.remaining_too_high", message)
                         .expected(format!("at most {}", after + slack))
                         .actual(remaining)
-                        .cites(first_response)
+                        .cites_exchange(first_response.exchange)
                         .cites(limited),
                 );
             }
         }
         if let Some(limit) = first.limit {
-            let refill = refill_allowance(first, report);
+            let refill = refill_allowance(limit, first.window, report.elapsed);
             if after > limit + slack + refill {
                 let message = format!(
                     "the server advertises a limit of {limit}, but answered {after} requests before the first 429"
@@ -343,7 +314,7 @@ fn judge_hints(
                     Finding::new("rate_limit.limit_exceeded", message)
                         .expected(format!("a 429 within {}", limit + slack + refill))
                         .actual(after)
-                        .cites(first_response)
+                        .cites_exchange(first_response.exchange)
                         .cites(limited),
                 );
             }
@@ -352,20 +323,72 @@ fn judge_hints(
     Ok(findings)
 }
 
-/// How many requests a limit may regain during the burst: `limit` per window, where the
-/// window is the one the headers say, else taken as one second (the shortest in common use),
-/// so the verdict scales with the burst's own duration and not with the machine's speed.
-fn refill_allowance(info: &crate::hints::RateLimitInfo, report: &BurstReport) -> u64 {
-    let window = info
-        .window
-        .filter(|w| !w.is_zero())
-        .unwrap_or(std::time::Duration::from_secs(1));
-    match info.limit {
-        Some(limit) => {
-            (limit as f64 * report.elapsed.as_secs_f64() / window.as_secs_f64()).ceil() as u64
-        }
-        None => 0,
+/// A remaining count that went up between two responses the server certainly counted in
+/// that order, by more than the limit can regain between them, unless its reset passed.
+///
+/// Heads arrive out of the order the server counted the requests: a lane the runtime did not
+/// poll for a while reads an early answer after others' later ones. So only a pair where the
+/// later request was sent after the earlier response arrived is compared, and for each
+/// response the lowest count among those that arrived before it was sent.
+fn remaining_rose(report: &BurstReport) -> Option<Finding> {
+    let counted: Vec<(&Observed, &RateLimitInfo, u64)> = report
+        .rate_limit_infos()
+        .filter_map(|(o, info)| info.remaining.map(|r| (o, info, r)))
+        .collect();
+    let highest = counted.iter().map(|c| c.2).max().unwrap_or(0);
+    // The lowest count among the first i + 1 arrivals (the latest of equal ones).
+    let mut lowest: Vec<usize> = Vec::with_capacity(counted.len());
+    for i in 0..counted.len() {
+        let best = match lowest.last() {
+            Some(&low) if counted[low].2 < counted[i].2 => low,
+            _ => i,
+        };
+        lowest.push(best);
     }
+    for (later, info, remaining) in &counted {
+        let before = counted.partition_point(|(o, _, _)| o.received_at <= later.sent_at);
+        let Some(&low) = before.checked_sub(1).and_then(|i| lowest.get(i)) else {
+            continue;
+        };
+        let (earlier, earlier_info, low_remaining) = counted[low];
+        let reset_passed = earlier_info
+            .reset
+            .is_some_and(|reset| earlier.received_at + reset <= later.received_at);
+        let between = later
+            .received_at
+            .duration_since(earlier.sent_at)
+            .unwrap_or_default();
+        // Without a stated limit, the highest count seen is the least it can be.
+        let limit = info.limit.unwrap_or(highest);
+        let refill = refill_allowance(limit, info.window, between);
+        if reset_passed || *remaining <= low_remaining + refill {
+            continue;
+        }
+        let message = format!(
+            "remaining rose from {low_remaining} ({}) to {remaining} ({}, sent after the first arrived) within {:.0} ms, more than the limit regains in that time",
+            earlier.label(&report.request),
+            later.label(&report.request),
+            between.as_secs_f64() * 1000.0
+        );
+        return Some(
+            Finding::new("rate_limit.remaining_rose", message)
+                .expected(format!("at most {}", low_remaining + refill))
+                .actual(remaining)
+                .cites_exchange(earlier.exchange)
+                .cites_exchange(later.exchange),
+        );
+    }
+    None
+}
+
+/// How many requests `limit` per window may regain in `span`, where the window is the one
+/// the headers say, else taken as one second (the shortest in common use), so the verdict
+/// scales with the time that passed and not with the machine's speed.
+fn refill_allowance(limit: u64, window: Option<Duration>, span: Duration) -> u64 {
+    let window = window
+        .filter(|w| !w.is_zero())
+        .unwrap_or(Duration::from_secs(1));
+    (limit as f64 * span.as_secs_f64() / window.as_secs_f64()).ceil() as u64
 }
 
 /// Each wait of the recovery and what came of it, and the seconds waited in all.
@@ -439,31 +462,50 @@ mod tests {
         SchemaSet::load(&crate::suite::Suite::load(None).unwrap()).unwrap()
     }
 
-    /// A burst whose responses are `responses`, as exchanges 10, 11, ...
+    /// A burst whose responses are `responses`, as exchanges 10, 11, ..., through the burst's
+    /// own collection.
     fn burst(responses: Vec<Response>) -> BurstReport {
-        let responses: Vec<Response> = responses
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut r)| {
-                r.exchange = 10 + i;
-                r
-            })
-            .collect();
-        BurstReport {
+        let mut collected = crate::burst::Collected::default();
+        for (i, mut response) in responses.into_iter().enumerate() {
+            response.exchange = 10 + i;
+            collected.push(Ok(response));
+        }
+        let run = crate::burst::BurstRun {
             request: "GET /test".into(),
-            sent: responses.len() as u32,
             cap: 100,
             concurrency: 1,
             elapsed: Duration::from_millis(100),
-            first_limited_after: responses
-                .iter()
-                .position(|r| r.status == 429)
-                .map(|i| i + 1),
-            responses,
-            transport_errors: Vec::new(),
-            recovery: None,
             exchanges_not_kept: 0,
-        }
+        };
+        BurstReport::new(run, collected)
+    }
+
+    /// A 200 whose request went out at `sent_ms` and whose head came at `received_ms` (from
+    /// an arbitrary start), with these X-RateLimit headers.
+    fn counted(sent_ms: u64, received_ms: u64, headers: &[(&str, &str)]) -> Response {
+        let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let mut response = Response::for_test(200, headers, "{}");
+        response.received_at = start + Duration::from_millis(received_ms);
+        response.elapsed = Duration::from_millis(received_ms - sent_ms);
+        response
+    }
+
+    /// The rules `judge_hints` breaks on a burst of `responses` ending in a 429 with hints.
+    fn hint_rules(mut responses: Vec<Response>) -> Vec<String> {
+        let last = responses
+            .iter()
+            .map(|r| r.received_at)
+            .max()
+            .expect("responses");
+        let mut limited = Response::for_test(
+            429,
+            &[("Retry-After", "1"), ("X-RateLimit-Remaining", "0")],
+            LIMITED,
+        );
+        limited.received_at = last + Duration::from_millis(1);
+        responses.push(limited);
+        let findings = judge_hints(&Settings::default(), &bundled(), &burst(responses)).unwrap();
+        findings.into_iter().map(|f| f.rule).collect()
     }
 
     const LIMITED: &str =
@@ -537,5 +579,70 @@ mod tests {
         assert!(findings[1]
             .message
             .ends_with(&format!(" [{}]", report.summary())));
+    }
+
+    #[test]
+    fn a_count_read_late_from_a_lane_not_polled_is_no_rise() {
+        // The first request was counted first (39 left) but its lane read the answer only
+        // after the others had brought the count to 0.
+        let limit = [("X-RateLimit-Limit", "40")];
+        let mut responses = Vec::new();
+        for n in 0..39u64 {
+            let remaining = (38 - n).to_string();
+            let headers = [limit[0], ("X-RateLimit-Remaining", remaining.as_str())];
+            responses.push(counted(n + 1, n + 2, &headers));
+        }
+        responses.push(counted(0, 60, &[limit[0], ("X-RateLimit-Remaining", "39")]));
+        assert_eq!(hint_rules(responses), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_count_that_rises_after_it_was_read_is_a_rise() {
+        // A 60 s window regains one request in 40 ms; the count went from 0 to 30.
+        let policy = ("RateLimit-Limit", "40, 40;w=60");
+        let low = counted(0, 10, &[policy, ("RateLimit-Remaining", "0")]);
+        let high = counted(20, 30, &[policy, ("RateLimit-Remaining", "30")]);
+        let report = burst(vec![low, high]);
+        let finding = remaining_rose(&report).expect("a rise");
+        assert_eq!(finding.rule, "rate_limit.remaining_rose");
+        assert_eq!(finding.exchanges, [10, 11]);
+        assert_eq!(finding.expected.as_deref(), Some("at most 1"));
+        assert_eq!(finding.actual.as_deref(), Some("30"));
+        // Without a stated limit, the highest count seen stands for it.
+        let low = counted(0, 10, &[("X-RateLimit-Remaining", "0")]);
+        let high = counted(20, 30, &[("X-RateLimit-Remaining", "30")]);
+        assert!(remaining_rose(&burst(vec![low, high])).is_some());
+    }
+
+    #[test]
+    fn a_count_regained_by_refill_or_reset_is_no_rise() {
+        // 40 per second regains 20 in half a second.
+        let limit = ("X-RateLimit-Limit", "40");
+        let low = counted(0, 10, &[limit, ("X-RateLimit-Remaining", "0")]);
+        let high = counted(500, 510, &[limit, ("X-RateLimit-Remaining", "20")]);
+        assert_eq!(remaining_rose(&burst(vec![low.clone(), high])), None);
+        let sooner = counted(100, 110, &[limit, ("X-RateLimit-Remaining", "20")]);
+        assert!(
+            remaining_rose(&burst(vec![low, sooner])).is_some(),
+            "too soon"
+        );
+        // A 60 s window regains little, but its reset came between the two.
+        let policy = ("RateLimit-Limit", "40, 40;w=60");
+        let low = counted(
+            0,
+            10,
+            &[
+                policy,
+                ("RateLimit-Remaining", "0"),
+                ("RateLimit-Reset", "1"),
+            ],
+        );
+        let high = counted(1100, 1110, &[policy, ("RateLimit-Remaining", "40")]);
+        assert_eq!(remaining_rose(&burst(vec![low.clone(), high])), None);
+        let early = counted(900, 910, &[policy, ("RateLimit-Remaining", "40")]);
+        assert!(
+            remaining_rose(&burst(vec![low, early])).is_some(),
+            "before the reset"
+        );
     }
 }
