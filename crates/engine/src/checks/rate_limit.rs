@@ -359,16 +359,20 @@ fn remaining_rose(report: &BurstReport) -> Option<Finding> {
             .duration_since(earlier.sent_at)
             .unwrap_or_default();
         // Without a stated limit, the highest count seen is the least it can be.
-        let limit = info.limit.unwrap_or(highest);
+        let (limit, stated) = match info.limit {
+            Some(limit) => (limit, ""),
+            None => (highest, " (no limit header; the highest count seen)"),
+        };
         let refill = refill_allowance(limit, info.window, between);
         if reset_passed || *remaining <= low_remaining + refill {
             continue;
         }
         let message = format!(
-            "remaining rose from {low_remaining} ({}) to {remaining} ({}, sent after the first arrived) within {:.0} ms, more than the limit regains in that time",
-            earlier.label(&report.request),
-            later.label(&report.request),
-            between.as_secs_f64() * 1000.0
+            "remaining rose from {low_remaining} to {remaining} in {:.0} ms, more than a limit of {limit}{stated} regains in that time: the request of exchange #{} ({}) went out after the response of exchange #{} arrived",
+            between.as_secs_f64() * 1000.0,
+            later.exchange,
+            report.request,
+            earlier.exchange,
         );
         return Some(
             Finding::new("rate_limit.remaining_rose", message)
@@ -608,6 +612,16 @@ mod tests {
         assert_eq!(finding.exchanges, [10, 11]);
         assert_eq!(finding.expected.as_deref(), Some("at most 1"));
         assert_eq!(finding.actual.as_deref(), Some("30"));
+        assert!(
+            finding
+                .message
+                .starts_with("remaining rose from 0 to 30 in 30 ms")
+                && finding.message.contains(
+                    "exchange #11 (GET /test) went out after the response of exchange #10"
+                ),
+            "{}",
+            finding.message
+        );
         // Without a stated limit, the highest count seen stands for it.
         let low = counted(0, 10, &[("X-RateLimit-Remaining", "0")]);
         let high = counted(20, 30, &[("X-RateLimit-Remaining", "30")]);
