@@ -5,9 +5,9 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::Deserialize;
 
-use super::{envelope_findings, error_code, Check, Finding, Findings, Needs};
 use std::time::Duration;
 
+use super::{envelope_findings, error_code, Check, Finding, Findings, Needs};
 use crate::burst::{rate_limit_info, retry_after, BurstReport, Observed, Recovery};
 use crate::client::Response;
 use crate::context::{Abort, CheckContext};
@@ -331,6 +331,7 @@ fn judge_hints(
 /// later request was sent after the earlier response arrived is compared, and for each
 /// response the lowest count among those that arrived before it was sent.
 fn remaining_rose(report: &BurstReport) -> Option<Finding> {
+    const RESET_RESOLUTION: Duration = Duration::from_secs(1);
     let counted: Vec<(&Observed, &RateLimitInfo, u64)> = report
         .rate_limit_infos()
         .filter_map(|(o, info)| info.remaining.map(|r| (o, info, r)))
@@ -351,9 +352,10 @@ fn remaining_rose(report: &BurstReport) -> Option<Finding> {
             continue;
         };
         let (earlier, earlier_info, low_remaining) = counted[low];
-        let reset_passed = earlier_info
-            .reset
-            .is_some_and(|reset| earlier.received_at + reset <= later.received_at);
+        // Resets are mostly given in whole seconds, rounded either way.
+        let reset_passed = earlier_info.reset.is_some_and(|reset| {
+            earlier.received_at + reset <= later.received_at + RESET_RESOLUTION
+        });
         let between = later
             .received_at
             .duration_since(earlier.sent_at)
@@ -648,9 +650,10 @@ mod tests {
             &[
                 policy,
                 ("RateLimit-Remaining", "0"),
-                ("RateLimit-Reset", "1"),
+                ("RateLimit-Reset", "2"),
             ],
         );
+        // Two seconds from 10 ms, give or take the second a reset is rounded to.
         let high = counted(1100, 1110, &[policy, ("RateLimit-Remaining", "40")]);
         assert_eq!(remaining_rose(&burst(vec![low.clone(), high])), None);
         let early = counted(900, 910, &[policy, ("RateLimit-Remaining", "40")]);
