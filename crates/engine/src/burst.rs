@@ -31,7 +31,7 @@ pub struct BurstReport {
     pub concurrency: u32,
     pub elapsed: Duration,
     /// Every response, in the order its head arrived, as the judges need it: a few fixed-size
-    /// fields each, so a burst of 100,000 costs a few megabytes.
+    /// fields each (about 170 bytes), so a burst of 100,000 costs some 17 MB.
     pub observed: Vec<Observed>,
     /// Whole, in the same order: every 429 and 5xx (they stop the burst, so there are few) and
     /// the first [`KEPT_WHOLE_OTHERS`] other responses that are not a 2xx.
