@@ -360,8 +360,7 @@ async fn on_lanes(
             }));
         }
     }
-    let collected = std::mem::take(&mut *burst.collected.lock().unwrap_or_else(|p| p.into_inner()));
-    collected
+    burst.take_collected()
 }
 
 /// What the lanes of one burst share: the request, the count and the results.
@@ -395,10 +394,16 @@ impl LaneBurst {
     }
 
     fn push(&self, result: Result<Response, TransportError>) {
-        self.collected
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(result);
+        self.collected().push(result);
+    }
+
+    /// What the lanes collected, once they have all ended.
+    fn take_collected(&self) -> Collected {
+        std::mem::take(&mut *self.collected())
+    }
+
+    fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.collected.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

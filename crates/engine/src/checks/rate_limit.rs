@@ -487,7 +487,7 @@ mod tests {
     }
 
     /// A 200 whose request went out at `sent_ms` and whose head came at `received_ms` (from
-    /// an arbitrary start), with these X-RateLimit headers.
+    /// an arbitrary start), with these headers.
     fn counted(sent_ms: u64, received_ms: u64, headers: &[(&str, &str)]) -> Response {
         let start = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
         let mut response = Response::for_test(200, headers, "{}");
